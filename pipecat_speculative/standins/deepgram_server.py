@@ -59,6 +59,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from loguru import logger
 
+from pipecat_speculative.standins.base import StandinServer
 from pipecat_speculative.standins.deepgram_flux import FluxOptions, FluxSession
 from pipecat_speculative.standins.deepgram_listen import (
     ListenV1Options,
@@ -70,7 +71,7 @@ from pipecat_speculative.standins.faults import Fault, FaultKind, FaultPlan
 from pipecat_speculative.standins.profile import LatencyProfile
 from pipecat_speculative.standins.stt_script import ScriptCursor, SttScript
 
-__all__ = ["DeepgramConnection", "DeepgramStandin"]
+__all__ = ["DeepgramStandin", "DeepgramStream"]
 
 LISTEN_V1_PATH = "/v1/listen"
 LISTEN_V2_PATH = "/v2/listen"
@@ -105,11 +106,11 @@ _TRANSCRIPT_KINDS = frozenset(
 
 
 @dataclass
-class DeepgramConnection:
-    """What happened on one WebSocket connection (for assertions).
+class DeepgramStream:
+    """What happened on one WebSocket stream (for assertions).
 
     Parameters:
-        id: 1-based connection number on this stand-in.
+        id: 1-based stream number on this stand-in.
         path: ``/v1/listen`` or ``/v2/listen``.
         query: The URL query.
         request_id: The ``request_id`` the connection reported.
@@ -140,31 +141,25 @@ class DeepgramConnection:
         """Seconds of audio received."""
         return self._session.position_secs if self._session else 0.0
 
-    def transcripts(self, *, event: str | None = None, final: bool | None = None) -> list[str]:
-        """Transcripts sent, optionally only one Flux event or only (non-)final v1 results.
+    def results(self, *, is_final: bool | None = None) -> list[str]:
+        """Transcripts of the v1 ``Results`` sent, in order.
 
         Args:
-            event: Flux ``TurnInfo`` event to keep (``"EndOfTurn"``...).
-            final: For v1, keep only ``is_final`` results (True) or only interims (False).
+            is_final: Only finals (True), only interims (False), or all (None).
 
         Returns:
-            The transcripts, in order.
+            The transcripts (empty strings included: an empty Finalize answer is one).
         """
-        out = []
-        for message in self.sent:
-            if message.get("type") == "Results":
-                if final is not None and bool(message.get("is_final")) != final:
-                    continue
-                if event is not None:
-                    continue
-                out.append(message["channel"]["alternatives"][0]["transcript"])
-            elif message.get("type") == "TurnInfo":
-                if event is not None and message.get("event") != event:
-                    continue
-                if final is not None:
-                    continue
-                out.append(message.get("transcript", ""))
-        return out
+        return [
+            m["channel"]["alternatives"][0]["transcript"]
+            for m in self.sent
+            if m.get("type") == "Results"
+            and (is_final is None or bool(m.get("is_final")) == is_final)
+        ]
+
+    def turn_events(self) -> list[tuple[str, str]]:
+        """``(event, transcript)`` of the Flux ``TurnInfo`` messages sent, in order."""
+        return [(m["event"], m["transcript"]) for m in self.sent if m.get("type") == "TurnInfo"]
 
 
 class _Registration:
@@ -174,11 +169,16 @@ class _Registration:
         self.lost_mid_segment = False
 
 
-class DeepgramStandin:
+class DeepgramStandin(StandinServer):
     """A loopback Deepgram server (listen v1 and Flux v2) on ``127.0.0.1``.
 
-    Use it as an async context manager, or call :meth:`start` and :meth:`stop`.
+    Use it as an async context manager, or call :meth:`start` and :meth:`stop`. Connection
+    accounting, the new-connection penalty, handshake refusals and auth come from
+    :class:`~pipecat_speculative.standins.base.StandinServer` (``stats``, ``connections``,
+    ``requests``); :attr:`streams` records what each WebSocket carried.
     """
+
+    service = "deepgram"
 
     def __init__(
         self,
@@ -188,95 +188,57 @@ class DeepgramStandin:
         host: str = "127.0.0.1",
         port: int = 0,
         endpointing_floor_secs: float = 0.3,
+        **kwargs: Any,
     ):
         """Initialize the stand-in (nothing listens before :meth:`start`).
 
         Args:
-            profile: Latency profile; :meth:`LatencyProfile.reference` by default.
+            profile: Latency profile; the reference profile by default.
             api_key: The only key accepted (``Authorization: Token <key>``); None accepts any
-                non-empty key. A missing or other header is refused with 401, as Deepgram does.
-            host: Interface to listen on (loopback only: nothing here is meant to be reachable).
+                non-empty key. A missing header or another scheme is refused with 401, as
+                Deepgram does.
+            host: Loopback interface to listen on.
             port: TCP port; 0 picks a free one.
-            endpointing_floor_secs: Least silence that ends a v1 utterance on its own
-                (see :class:`ListenV1Session`).
+            endpointing_floor_secs: Least silence that ends a v1 utterance on its own (see
+                :class:`~pipecat_speculative.standins.deepgram_listen.ListenV1Session`).
+            **kwargs: Passed to :class:`StandinServer` (timeouts, body size).
         """
-        self.profile = profile or LatencyProfile.reference()
-        self.faults = FaultPlan()
-        self._api_key = api_key
-        self._host = host
-        self._port = port
+        super().__init__(profile=profile, api_key=api_key, host=host, port=port, **kwargs)
         self._endpointing_floor = endpointing_floor_secs
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
-        self._bound_port: int | None = None
         self._default: _Registration | None = None
         self._tagged: dict[str, _Registration] = {}
-        self._connections: list[DeepgramConnection] = []
-        self._sockets: set[web.WebSocketResponse] = set()
-        self._handler_tasks: set[asyncio.Task] = set()
+        self._streams: list[DeepgramStream] = []
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    # -- StandinServer hooks --------------------------------------------------------------------
 
-    async def __aenter__(self) -> DeepgramStandin:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        """Start listening (on a free port unless one was given)."""
-        if self._runner is not None:
-            return
-        app = web.Application()
+    def _setup_routes(self, app: web.Application) -> None:
         app.router.add_get(LISTEN_V1_PATH, self._handle_v1)
         app.router.add_get(LISTEN_V2_PATH, self._handle_v2)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self._host, self._port)
-        await self._site.start()
-        server = self._site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self._bound_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        logger.debug(f"{self}: listening on {self.base_url}")
 
-    async def stop(self) -> None:
-        """Close every connection and stop listening."""
-        if self._runner is None:
-            return
-        for ws in list(self._sockets):
-            with contextlib.suppress(Exception):
-                await ws.close(code=1001, message=b"stand-in stopping")
-        for task in list(self._handler_tasks):
-            task.cancel()
-        if self._handler_tasks:
-            await asyncio.wait(list(self._handler_tasks), timeout=2.0)
-        await self._runner.cleanup()
-        self._runner = None
-        self._site = None
-        logger.debug(f"{self}: stopped")
+    def _authorized(self, request: web.Request) -> bool:
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        return scheme == "Token" and self._key_ok(key.strip())
 
-    def __str__(self) -> str:
-        return f"DeepgramStandin({self._bound_port or '-'})"
+    def _error_response(
+        self, status: int, message: str, *, retry_after_secs: float | None = None
+    ) -> web.Response:
+        headers = {"dg-error": message}
+        if retry_after_secs is not None:
+            headers["Retry-After"] = f"{retry_after_secs:g}"
+        code = {400: "Bad Request", 401: "INVALID_AUTH", 429: "TOO_MANY_REQUESTS"}.get(
+            status, "INTERNAL_SERVER_ERROR"
+        )
+        return web.Response(
+            status=status,
+            text=json.dumps({"err_code": code, "err_msg": message}),
+            headers=headers,
+            content_type="application/json",
+        )
+
+    def _describe(self) -> str:
+        return f"service={self.service}, paths {LISTEN_V1_PATH} {LISTEN_V2_PATH}"
 
     # -- addresses ------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        if self._bound_port is None:
-            raise RuntimeError("the stand-in is not started")
-        return self._bound_port
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``: ``DeepgramSTTService(base_url=...)`` derives ws:// from it."""
-        return f"http://{self._host}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        """``ws://127.0.0.1:PORT``."""
-        return f"ws://{self._host}:{self.port}"
 
     @property
     def flux_url(self) -> str:
@@ -319,22 +281,22 @@ class DeepgramStandin:
         registration = self._default if tag is None else self._tagged.get(tag)
         return registration.cursor.next_index if registration else 0
 
-    # -- counters -------------------------------------------------------------------------------
+    # -- streams -------------------------------------------------------------------------------
 
     @property
-    def connections(self) -> list[DeepgramConnection]:
-        """Every connection so far, in order."""
-        return list(self._connections)
+    def streams(self) -> list[DeepgramStream]:
+        """Every WebSocket stream so far, in order."""
+        return list(self._streams)
 
     @property
-    def connection_count(self) -> int:
-        """Accepted WebSocket connections so far (both paths)."""
-        return len(self._connections)
+    def stream_count(self) -> int:
+        """WebSocket streams accepted so far (both paths)."""
+        return len(self._streams)
 
     @property
-    def active_connections(self) -> int:
-        """Connections currently open."""
-        return sum(1 for c in self._connections if not c.closed)
+    def open_streams(self) -> int:
+        """Streams currently open."""
+        return sum(1 for c in self._streams if not c.closed)
 
     # -- handlers -------------------------------------------------------------------------------
 
@@ -344,13 +306,6 @@ class DeepgramStandin:
                 return self._tagged[tag], tag
         return self._default, None
 
-    def _authorized(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme != "Token" or not key.strip():
-            return False
-        return self._api_key is None or key.strip() == self._api_key
-
     async def _handle_v1(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, flux=False)
 
@@ -359,38 +314,14 @@ class DeepgramStandin:
 
     async def _handle(self, request: web.Request, *, flux: bool) -> web.StreamResponse:
         path = request.path
-        if not self._authorized(request):
-            return web.Response(
-                status=401,
-                text=json.dumps({"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials."}),
-                headers={"dg-error": "Invalid credentials."},
-                content_type="application/json",
-            )
-        refusal = self.faults.take(FaultKind.HTTP_ERROR, path)
-        if refusal is not None:
-            message = refusal.message or "Injected failure."
-            return web.Response(
-                status=refusal.status,
-                text=json.dumps({"err_code": "INJECTED", "err_msg": message}),
-                headers={"dg-error": message},
-                content_type="application/json",
-            )
         query: Mapping[str, str] = request.query
         try:
             options: ListenV1Options | FluxOptions = (
                 FluxOptions.from_query(query) if flux else ListenV1Options.from_query(query)
             )
         except QueryError as e:
-            return web.Response(
-                status=400,
-                text=json.dumps({"err_code": "Bad Request", "err_msg": str(e)}),
-                headers={"dg-error": str(e)},
-                content_type="application/json",
-            )
+            return self._error_response(400, str(e))
         registration, tag = self._registration(request.query.getall("tag", []))
-        penalty = self.profile.connection_penalty("deepgram")
-        if penalty > 0:
-            await asyncio.sleep(penalty)
 
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=16 * 1024 * 1024)
         await ws.prepare(request)
@@ -415,19 +346,16 @@ class DeepgramStandin:
             # rest of that segment, which must not be taken for the next one's onset.
             session.tracker.require_silence()
             registration.lost_mid_segment = False
-        conn = DeepgramConnection(
-            id=len(self._connections) + 1,
+        conn = DeepgramStream(
+            id=len(self._streams) + 1,
             path=path,
             query=dict(query),
             request_id=session.request_id,
             tag=tag,
             _session=session,
         )
-        self._connections.append(conn)
-        self._sockets.add(ws)
-        task = asyncio.current_task()
-        if task is not None:
-            self._handler_tasks.add(task)
+        self._streams.append(conn)
+        self._track_websocket(ws)
         logger.debug(
             f"{self}: connection {conn.id} on {path} ({'tag ' + tag if tag else 'default'})"
         )
@@ -442,9 +370,7 @@ class DeepgramStandin:
             if lost and registration is not None:
                 registration.lost_mid_segment = True
             conn.closed = True
-            self._sockets.discard(ws)
-            if task is not None:
-                self._handler_tasks.discard(task)
+            self._untrack_websocket(ws)
             logger.debug(f"{self}: connection {conn.id} closed ({conn.audio_secs:.2f} s audio)")
         return ws
 
@@ -452,7 +378,7 @@ class DeepgramStandin:
         self,
         ws: web.WebSocketResponse,
         session: ListenV1Session | FluxSession,
-        conn: DeepgramConnection,
+        conn: DeepgramStream,
         outbox: _Outbox,
     ) -> None:
         async for msg in ws:
@@ -493,7 +419,7 @@ class _Outbox:
         self,
         standin: DeepgramStandin,
         ws: web.WebSocketResponse,
-        conn: DeepgramConnection,
+        conn: DeepgramStream,
         request: web.Request,
     ):
         self._standin = standin
@@ -504,9 +430,7 @@ class _Outbox:
         self._last_due = 0.0
         self._transcripts_sent = 0
         self.dropped = False
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"deepgram-standin-outbox-{conn.id}"
-        )
+        self._task = standin.create_task(self._run(), f"outbox-{conn.id}")
 
     async def put(self, messages: list[OutgoingMessage]) -> None:
         profile = self._standin.profile
@@ -579,9 +503,7 @@ class _Outbox:
                 logger.debug(f"{self._standin}: connection {self._conn.id}: injected drop")
                 self._conn.dropped = True
                 self.dropped = True
-                transport = self._request.transport
-                if transport is not None:
-                    transport.abort()
+                self._standin._abort(self._request)
                 return True
             broken = self._malformed(fault)
             logger.debug(f"{self._standin}: connection {self._conn.id}: injected {broken[:40]!r}")
