@@ -134,21 +134,26 @@ _VOICES: dict[Path, Any] = {}
 _VOICES_LOCK = threading.Lock()
 
 
-def _load_voice(model_path: Path, config_path: Path) -> Any:
-    """Load a Piper voice once per process (loading takes ~0.35 s)."""
+def _import_piper() -> Any:
     try:
-        from piper import PiperVoice
+        import piper
     except ImportError as e:
         raise SpeechSynthesisUnavailableError(
             "piper-tts is not installed: pip install 'pipecat-speculative[local]'"
         ) from e
+    return piper
+
+
+def _load_voice(model_path: Path, config_path: Path) -> Any:
+    """Load a Piper voice once per process (loading takes ~0.35 s)."""
+    piper = _import_piper()
     with _VOICES_LOCK:
         voice = _VOICES.get(model_path)
         if voice is None:
             if not model_path.is_file():
                 raise SpeechSynthesisUnavailableError(f"Piper voice model not found: {model_path}")
             logger.debug(f"Loading Piper voice {model_path.name}")
-            voice = PiperVoice.load(model_path, config_path=config_path)
+            voice = piper.PiperVoice.load(model_path, config_path=config_path)
             _VOICES[model_path] = voice
         return voice
 
@@ -354,10 +359,9 @@ class PiperSpeechSynthesizer:
         return await asyncio.to_thread(self.synthesize, text, speaking_rate=speaking_rate)
 
     def _synthesize_uncached(self, text: str, speaking_rate: float) -> SynthesizedSpeech:
-        from piper import SynthesisConfig
-
+        piper = _import_piper()
         voice = _load_voice(self._model_path, self._config_path)
-        config = SynthesisConfig(length_scale=1.0 / speaking_rate)
+        config = piper.SynthesisConfig(length_scale=1.0 / speaking_rate)
         chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=config)]
         if not chunks:
             raise ValueError(f"Piper produced no audio for {text!r}")
