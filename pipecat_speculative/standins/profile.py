@@ -55,9 +55,11 @@ class LatencyProfile:
 
     Parameters:
         llm_ttft_secs: OpenAI time to first token on a warm connection (reference ~620 ms).
-        llm_tokens_per_sec: Streaming speed after the first token. The stand-in's answers open
-            with a short sentence of ~10 estimated tokens, so with the default the first sentence
-            is complete ~0.62 + 10/15 ≈ 1.3 s after the request, as in the reference log.
+        llm_tokens_per_sec: Streaming speed after the first token (estimated tokens of 4
+            characters). The stand-in's answers open with a short sentence of ~38 characters
+            whose first word arrives at the first token, so with the defaults the sentence is
+            complete 0.62 + 33/4/13 ≈ 1.25 s after the request, and a sentence aggregator that
+            waits for the next word releases it at ~1.3 s, as in the reference log.
         tts_first_audio_secs: ElevenLabs first audio after a context's first text on a warm
             socket (reference 254-307 ms).
         tts_speed_factor: Seconds of audio produced per wall-clock second after the first audio.
@@ -79,7 +81,7 @@ class LatencyProfile:
     """
 
     llm_ttft_secs: float = 0.62
-    llm_tokens_per_sec: float = 15.0
+    llm_tokens_per_sec: float = 13.0
     tts_first_audio_secs: float = 0.28
     tts_speed_factor: float = 4.0
     new_connection_penalty_secs: dict[str, float] = field(
