@@ -70,7 +70,7 @@ _MARKER = re.compile(
     r"(?im)^[ \t]*(?:#+[ \t]*)?(?:the[ \t]+)?"
     r"(?:retrieved|relevant|reference|knowledge(?:[ \t]+base)?|context|background|documents?|"
     r"passages?|sources?|search[ \t]+results?|excerpts?)"
-    r"(?:[ \t]+[\w-]+){0,3}[ \t]*:"
+    r"(?:[ \t]+[\w-]+){0,5}[ \t]*:"
 )
 _TAG = re.compile(
     r"(?is)<(context|passages?|documents?|knowledge|retrieved[\w-]*|sources?)>(.*?)(?:</\1>|\Z)"
@@ -218,7 +218,7 @@ def extract_passages(messages: Sequence[Mapping[str, Any]]) -> list[str] | None:
     is either an XML-like tag (``<context>``, ``<passages>``, ``<documents>``, ``<knowledge>``,
     ``<retrieved...>``, ``<sources>``) or a heading line ending in a colon that starts with
     retrieved / relevant / reference / knowledge (base) / context / background / document(s) /
-    passage(s) / source(s) / search results / excerpts (up to three more words allowed, e.g.
+    passage(s) / source(s) / search results / excerpts (up to five more words allowed, e.g.
     ``Relevant passages from the handbook:``). The block runs to the end of the message or to a
     ``Question:`` line. Passages inside it are ``<passage>``/``<document>`` elements, numbered or
     bulleted items (``[1]``, ``1.``, ``- ``, ``Passage 2:``), or blank-line separated paragraphs. A

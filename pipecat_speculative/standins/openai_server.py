@@ -347,8 +347,14 @@ class OpenAIStandin(StandinServer):
                     self._abort(request)
                     return response
                 if malformed is not None and content_chunks >= malformed.after and cost:
+                    # "missing_fields": a choice without its delta, which clients index into.
                     bad = self._malformed_json(
-                        malformed, {"id": completion_id, "object": "chat.completion.chunk"}
+                        malformed,
+                        {
+                            "id": completion_id,
+                            "object": "chat.completion.chunk",
+                            "choices": [{"index": 0}],
+                        },
                     )
                     await response.write(f"data: {bad}\n\n".encode())
                     malformed = None
