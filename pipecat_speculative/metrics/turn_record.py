@@ -1,0 +1,384 @@
+"""What the turn timing observer reports: one record per user turn, one summary per session.
+
+These dataclasses are the JSONL schema (``SCHEMA_VERSION``), the payload of the observer's events
+and what every sink receives. They are plain data: the timing logic lives in
+:mod:`pipecat_speculative.metrics.turn_timeline`.
+
+Clock and units:
+
+- Every time in a record is in milliseconds, relative to the turn's **anchor**. The anchor is t0,
+  the real end of speech (VAD stop minus the VAD's ``stop_secs``), whenever a VAD stop was seen in
+  the turn (``anchor == "end_of_speech"``). A turn committed without any VAD stop (an STT that
+  decides turns on its own and no local VAD) is anchored at its commit (``anchor == "commit"``);
+  the stages measured from t0 are then None rather than measured from something else.
+- All moments come from one monotonic clock (the pipeline clock). ``anchor_unix`` only places the
+  record in wall-clock time for people and for tracing; no duration is computed from it.
+- A moment or stage is never negative. One that would be (a RAG prefetch that started before the
+  user finished, a speculation from an earlier pause of the same turn, two moments observed out of
+  order) is clamped to 0 and listed in ``clamped`` with its unclamped value, so nothing is hidden.
+- A value that could not be observed is None, never a guess. Token and character counts are None
+  when the service did not report them (an OpenAI stream cancelled before its final usage chunk
+  reports none), and 0 only when it reported 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "MOMENTS",
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "STAGES",
+    "DebounceEntry",
+    "SessionSummary",
+    "SpeculationEntry",
+    "TurnRecord",
+    "WarmupEntry",
+]
+
+SCHEMA_NAME = "pipecat-speculative/turn-timing"
+"""Value of the ``schema`` field of every JSONL line."""
+
+SCHEMA_VERSION = 1
+"""Bumped on any change a reader could notice (a removed or renamed field, a changed meaning).
+Added optional fields do not bump it; readers must ignore fields they do not know."""
+
+MOMENTS: tuple[str, ...] = (
+    "vad_stop",
+    "commit",
+    "rag_start",
+    "rag_done",
+    "rag_skip",
+    "llm_request",
+    "llm_first_token",
+    "first_sentence",
+    "tts_request",
+    "tts_first_audio",
+    "bot_started_speaking",
+    "bot_stopped_speaking",
+)
+"""Moments of a turn, each in ms from the anchor (None if not observed).
+
+- ``vad_stop``: the VAD decided speech had ended (t0 + stop_secs).
+- ``commit``: the turn was decided over (``UserStoppedSpeakingFrame``).
+- ``rag_start`` / ``rag_done`` / ``rag_skip``: retrieval for the answer, when reported.
+- ``llm_request``: the LLM service started processing the answering inference's context
+  (includes any wait in the LLM's queue; for an adopted speculation this is before the commit).
+- ``llm_first_token``: the LLM's first output for that inference (its TTFB metric, which is a
+  system frame and so passes the speculation gate when it happens, not at release).
+- ``first_sentence``: the TTS had its first complete sentence (its text aggregation metric).
+- ``tts_request``: the TTS opened the audio context for it (``TTSStartedFrame``).
+- ``tts_first_audio``: the TTS produced the first audio chunk (its first ``TTSAudioRawFrame``).
+- ``bot_started_speaking``: the output transport started playing (``BotStartedSpeakingFrame``).
+- ``bot_stopped_speaking``: the output transport finished playing (``BotStoppedSpeakingFrame``).
+"""
+
+STAGES: tuple[str, ...] = (
+    "speech_to_llm_start",
+    "llm_first_token",
+    "first_sentence",
+    "llm_to_tts_start",
+    "tts_first_audio",
+    "playout",
+    "total",
+    "turn_detection",
+    "after_commit",
+    "rag",
+    "playback",
+)
+"""Derived durations of a turn in ms (None when either end is unknown).
+
+The first six tile ``total`` when every moment is known and in order:
+
+- ``speech_to_llm_start``: t0 → ``llm_request``.
+- ``llm_first_token``: ``llm_request`` → ``llm_first_token``.
+- ``first_sentence``: ``llm_first_token`` → ``first_sentence``. When the speculation gate held an
+  adopted response until the commit, this includes that hold (the text reached the TTS at the
+  commit); compare ``commit``.
+- ``llm_to_tts_start``: ``first_sentence`` → ``tts_request``. Measured from the first sentence,
+  not from the end of the LLM stream (which is what made the reference log print -93 ms).
+- ``tts_first_audio``: ``tts_request`` → ``tts_first_audio``.
+- ``playout``: ``tts_first_audio`` → ``bot_started_speaking`` (transport buffering, and any hold
+  of speculative audio after the TTS until the commit).
+- ``total``: t0 → ``bot_started_speaking``: real end of speech to first bot audio, the headline.
+
+Two more split ``total`` at the commit instead:
+
+- ``turn_detection``: t0 → ``commit``.
+- ``after_commit``: ``commit`` → ``bot_started_speaking``, what speculation shortens.
+
+And two that stand alone: ``rag`` (``rag_start`` → ``rag_done``) and ``playback``
+(``bot_started_speaking`` → ``bot_stopped_speaking``).
+"""
+
+
+@dataclass
+class SpeculationEntry:
+    """One speculative inference of a turn, with its outcome and the work it cost.
+
+    Parameters:
+        index: Session-wide sequence number of speculative inferences seen by the observer.
+        strategy_id: The strategy's ``SpeculationRecord.id``, when a strategy is attached.
+        text: The user text it answered (from the context frame, or the strategy's record).
+        started_ms: When its context frame was pushed, ms from the anchor.
+        resolved_ms: When it was adopted (the commit) or withdrawn, ms from the anchor.
+        outcome: ``"adopted"``, ``"withdrawn"`` or ``"open"`` (the turn ended without either).
+        reason: The withdrawal reason (a ``WithdrawalReason`` value), None if adopted or unknown.
+        reason_source: ``"strategy"`` (from its event) or ``"frames"`` (a withdrawal broadcast
+            by the LLM service itself is a tool call), None when unknown.
+        counts_toward_cancel_rate: Whether a withdrawal says the guess was wrong (False for tool
+            calls and for anything not withdrawn).
+        delay_secs: The speculation delay (debounce) in force when it started, from the strategy.
+        llm_first_token_ms: Its LLM time to first token, from its context push (so it includes
+            queueing at the LLM). None if withdrawn before its first token.
+        prompt_tokens: Prompt tokens the LLM reported for it.
+        completion_tokens: Completion tokens the LLM reported for it.
+        tts_characters: Characters the TTS reported synthesizing for it.
+        ignored_ttfb_ms: The bogus TTFB the LLM emitted when it was cancelled, ignored (ms).
+    """
+
+    index: int
+    strategy_id: int | None = None
+    text: str | None = None
+    started_ms: float | None = None
+    resolved_ms: float | None = None
+    outcome: str = "open"
+    reason: str | None = None
+    reason_source: str | None = None
+    counts_toward_cancel_rate: bool = False
+    delay_secs: float | None = None
+    llm_first_token_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tts_characters: int | None = None
+    ignored_ttfb_ms: float | None = None
+
+
+@dataclass
+class TurnRecord:
+    """Everything measured about one user turn, from end of speech to the end of the answer.
+
+    Parameters:
+        session_id: The observer's session id.
+        turn: 0-based index of the committed turn in the session.
+        anchor: ``"end_of_speech"`` (t0) or ``"commit"``; see the module docstring.
+        anchor_unix: Wall-clock time of the anchor (seconds since the epoch), for display and
+            tracing only.
+        vad_stop_secs: The VAD ``stop_secs`` the turn's VAD stop carried.
+        user_text: The committed user text (from the strategy's commit, else the answering
+            context's last user message).
+        speculative: Whether the answer came from an adopted speculation.
+        moments_ms: See :data:`MOMENTS`.
+        stages_ms: See :data:`STAGES`.
+        clamped: Names (``"moment:x"``, ``"stage:x"``, ``"speculation[i].started"``) of values
+            clamped to 0, with their unclamped (negative) value in ms.
+        speculations: Every speculative inference started during the turn, in order.
+        speculations_started: ``len(speculations)``.
+        speculations_adopted: How many were adopted (0 or 1).
+        speculations_withdrawn: How many were withdrawn.
+        wasted_prompt_tokens: Prompt tokens reported for withdrawn speculations.
+        wasted_completion_tokens: Completion tokens reported for withdrawn speculations.
+        wasted_tts_characters: TTS characters reported for withdrawn speculations.
+        prompt_tokens: Prompt tokens of the answer's inference(s).
+        completion_tokens: Completion tokens of the answer's inference(s).
+        tts_characters: TTS characters of the answer.
+        answers: Distinct responses (TTS contexts) whose audio reached the output transport
+            during the turn. A committed turn should have exactly 1; 0 is a silent bot, 2 a stale
+            answer spoken next to the fresh one.
+        audio_secs: Seconds of answer audio delivered to the output transport.
+        interrupted: The user interrupted the answer (or the turn was superseded).
+        completion: How the record was closed: ``"playback_done"``, ``"playback_watchdog"``,
+            ``"interrupted"``, ``"superseded"`` or ``"session_end"``.
+        playback_watchdog_fired: Playback never reported finishing within the audio's duration
+            plus the margin; ``watchdog_waited_secs`` says how long was waited.
+        watchdog_waited_secs: Seconds from bot started speaking to the watchdog firing.
+        ignored_ttfb: How many bogus cancellation TTFBs were ignored in the turn.
+    """
+
+    session_id: str
+    turn: int
+    anchor: str = "end_of_speech"
+    anchor_unix: float | None = None
+    vad_stop_secs: float | None = None
+    user_text: str | None = None
+    speculative: bool = False
+    moments_ms: dict[str, float | None] = field(default_factory=dict)
+    stages_ms: dict[str, float | None] = field(default_factory=dict)
+    clamped: dict[str, float] = field(default_factory=dict)
+    speculations: list[SpeculationEntry] = field(default_factory=list)
+    speculations_started: int = 0
+    speculations_adopted: int = 0
+    speculations_withdrawn: int = 0
+    wasted_prompt_tokens: int = 0
+    wasted_completion_tokens: int = 0
+    wasted_tts_characters: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tts_characters: int | None = None
+    answers: int = 0
+    audio_secs: float | None = None
+    interrupted: bool = False
+    completion: str = "playback_done"
+    playback_watchdog_fired: bool = False
+    watchdog_waited_secs: float | None = None
+    ignored_ttfb: int = 0
+
+    def stage(self, name: str) -> float | None:
+        """A derived stage in ms, None if unknown."""
+        return self.stages_ms.get(name)
+
+    def moment(self, name: str) -> float | None:
+        """A moment in ms from the anchor, None if unknown."""
+        return self.moments_ms.get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSONL form: schema header, then every field (JSON types only)."""
+        return {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "record": "turn",
+            **asdict(self),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TurnRecord:
+        """Rebuild a record from its JSONL form, ignoring fields this version does not know.
+
+        Raises:
+            ValueError: If the line is not a turn record of a schema version this code reads.
+        """
+        _check_header(data, "turn")
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        spec_fields = set(SpeculationEntry.__dataclass_fields__)
+        values["speculations"] = [
+            SpeculationEntry(**{k: v for k, v in s.items() if k in spec_fields})
+            for s in values.get("speculations", [])
+        ]
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DebounceEntry:
+    """A change of the speculation delay, as reported by the strategy.
+
+    Parameters:
+        at_turn: Turns committed in the session when the change was reported.
+        old_secs: Delay before the change.
+        new_secs: Delay after the change.
+        reason: The debounce's reason, with its numbers.
+        window_cancel_rate: Cancellation rate over the window that triggered it.
+        samples: Outcomes in that window.
+    """
+
+    at_turn: int
+    old_secs: float
+    new_secs: float
+    reason: str
+    window_cancel_rate: float
+    samples: int
+
+
+@dataclass(frozen=True)
+class WarmupEntry:
+    """One connection warmup.
+
+    Parameters:
+        service: Which service (its name).
+        secs: How long the warmup took.
+        ok: Whether it succeeded.
+    """
+
+    service: str
+    secs: float
+    ok: bool
+
+
+@dataclass
+class SessionSummary:
+    """Speculation accounting and session facts, over the whole session so far.
+
+    Rates are None until there is something to divide by.
+
+    Parameters:
+        session_id: The observer's session id.
+        turns: Turns completed.
+        answered_turns: Turns with at least one answer.
+        multi_answer_turns: Turns with more than one answer.
+        speculations_started: Speculative inferences started.
+        speculations_adopted: Adopted at commit.
+        speculations_withdrawn: Withdrawn for any reason.
+        tool_call_withdrawals: Withdrawn because the inference wanted a tool call.
+        cancel_rate: Withdrawn (excluding tool calls) / resolved (excluding tool calls).
+        window_cancel_rate: The same over the last ``window`` counted outcomes.
+        window: Size of that window.
+        window_samples: Outcomes in it.
+        hit_rate: Adopted / resolved.
+        wasted_prompt_tokens: Prompt tokens reported for withdrawn speculations.
+        wasted_completion_tokens: Completion tokens reported for withdrawn speculations.
+        wasted_tts_characters: TTS characters reported for withdrawn speculations.
+        ignored_ttfb: Bogus cancellation TTFBs ignored.
+        playback_watchdog_fired: Turns closed by the playback watchdog.
+        late_answers: Answers whose audio reached the output after their turn was closed.
+        debounce_secs: Current speculation delay, if the strategy reported one.
+        debounce_history: Every change of the speculation delay, oldest first.
+        warmups: Every warmup recorded, oldest first.
+    """
+
+    session_id: str
+    turns: int = 0
+    answered_turns: int = 0
+    multi_answer_turns: int = 0
+    speculations_started: int = 0
+    speculations_adopted: int = 0
+    speculations_withdrawn: int = 0
+    tool_call_withdrawals: int = 0
+    cancel_rate: float | None = None
+    window_cancel_rate: float | None = None
+    window: int = 20
+    window_samples: int = 0
+    hit_rate: float | None = None
+    wasted_prompt_tokens: int = 0
+    wasted_completion_tokens: int = 0
+    wasted_tts_characters: int = 0
+    ignored_ttfb: int = 0
+    playback_watchdog_fired: int = 0
+    late_answers: int = 0
+    debounce_secs: float | None = None
+    debounce_history: list[DebounceEntry] = field(default_factory=list)
+    warmups: list[WarmupEntry] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSONL form of the session record."""
+        return {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "record": "session",
+            **asdict(self),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionSummary:
+        """Rebuild a summary from its JSONL form, ignoring unknown fields.
+
+        Raises:
+            ValueError: If the line is not a session record of a version this code reads.
+        """
+        _check_header(data, "session")
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in known}
+        values["debounce_history"] = [
+            DebounceEntry(**d) for d in values.get("debounce_history", [])
+        ]
+        values["warmups"] = [WarmupEntry(**w) for w in values.get("warmups", [])]
+        return cls(**values)
+
+
+def _check_header(data: dict[str, Any], record: str):
+    if data.get("schema") != SCHEMA_NAME or data.get("record") != record:
+        raise ValueError(f"not a {SCHEMA_NAME} {record} record")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ValueError(f"unsupported schema_version {version!r} (this reader: {SCHEMA_VERSION})")
