@@ -49,7 +49,7 @@ TWO_SEGMENTS = parse_scenario(
 )
 TWO_TURNS = parse_scenario(
     {
-        "gap_after_bot_ms": 300,
+        "gap_after_bot_ms": 500,  # longer than the stand-in's 0.3 s endpointing floor
         "turns": [{"segments": ["Hello"]}, {"segments": ["Good morning to you"]}],
     }
 )
@@ -163,7 +163,7 @@ async def test_a_scenario_played_in_real_time_is_transcribed_by_deepgram():
     first, second = playbacks
     assert first.stream_start_secs == pytest.approx(0.3, abs=0.021)
     # The user waited the scenario's gap (no bot here) after the end of the first turn.
-    assert second.stream_start_secs - first.speech_end_stream_secs == pytest.approx(0.3, abs=0.05)
+    assert second.stream_start_secs - first.speech_end_stream_secs == pytest.approx(0.5, abs=0.05)
     assert first.speech_end_wall is not None and second.wall_start > first.speech_end_wall
     assert first.bot_answered is None
     assert deepgram.streams[0].audio_secs > second.speech_end_stream_secs
@@ -220,8 +220,8 @@ async def test_the_user_waits_for_the_bot_to_finish_before_the_next_turn():
     (first, second), (first_answered_at, _) = await run_pipeline([user], play)
 
     assert first.bot_answered is True and second.bot_answered is True
-    # The next turn starts after the bot stopped, plus the scenario's 0.3 s gap.
-    assert second.stream_start_secs >= first_answered_at + 0.3 - 0.1
+    # The next turn starts after the bot stopped, plus the scenario's 0.5 s gap.
+    assert second.stream_start_secs >= first_answered_at + 0.5 - 0.1
     assert second.stream_start_secs - first.speech_end_stream_secs > 0.8
 
 
