@@ -19,7 +19,7 @@ transcript. ``EagerEndOfTurn`` and ``TurnResumed`` are only sent when the URL se
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -104,7 +104,7 @@ class FluxSession:
     def __init__(
         self,
         options: FluxOptions,
-        cursor: ScriptCursor | None,
+        cursor: ScriptCursor | Callable[[], ScriptCursor | None] | None,
         *,
         eager_eot_secs: float = 0.3,
         eot_secs: float = 0.8,
@@ -114,7 +114,8 @@ class FluxSession:
 
         Args:
             options: What the client asked for in the URL.
-            cursor: The script position shared by connections playing the same script.
+            cursor: The script position shared by connections playing the same script (or a
+                function returning the current one, see :class:`ScriptTracker`).
             eager_eot_secs: Silence after the last word that sends EagerEndOfTurn.
             eot_secs: Silence after the last word that sends EndOfTurn (capped by the URL's
                 ``eot_timeout_ms``).

@@ -20,7 +20,7 @@ What it sends, following Deepgram's documented behaviour:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -159,7 +159,7 @@ class ListenV1Session:
     def __init__(
         self,
         options: ListenV1Options,
-        cursor: ScriptCursor | None,
+        cursor: ScriptCursor | Callable[[], ScriptCursor | None] | None,
         *,
         interim_interval_secs: float = 0.5,
         endpointing_floor_secs: float = 0.3,
@@ -169,7 +169,8 @@ class ListenV1Session:
 
         Args:
             options: What the client asked for in the URL.
-            cursor: The script position shared by connections playing the same script.
+            cursor: The script position shared by connections playing the same script (or a
+                function returning the current one, see :class:`ScriptTracker`).
             interim_interval_secs: Audio between two interim results.
             endpointing_floor_secs: Least silence that ends an utterance, whatever the URL
                 says. Deepgram's nominal 10 ms endpointing reacts in practice only after its

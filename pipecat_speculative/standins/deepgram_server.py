@@ -22,6 +22,9 @@ Which script a connection plays:
   so several simulated users can share one stand-in;
 - connections playing the same registration share its position: a connection opened after a
   drop continues with the next segment. ``set_script`` again restarts from the beginning.
+- the registration is looked up at every speech onset, so a script may be set after the STT
+  service has connected (a pipeline already running); a segment being spoken finishes as it
+  began.
 
 A connection with no script transcribes nothing (it still answers ``Finalize``).
 
@@ -114,7 +117,7 @@ class DeepgramStream:
         path: ``/v1/listen`` or ``/v2/listen``.
         query: The URL query.
         request_id: The ``request_id`` the connection reported.
-        tag: The script registration it played (None for the default).
+        tag: The script registration its URL selected when it opened (None: the default).
         sent: JSON payloads sent, in order.
         finalize_requests: ``Finalize`` messages received.
         keepalives: ``KeepAlive`` messages received.
@@ -321,23 +324,28 @@ class DeepgramStandin(StandinServer):
             )
         except QueryError as e:
             return self._error_response(400, str(e))
-        registration, tag = self._registration(request.query.getall("tag", []))
+        tags = request.query.getall("tag", [])
+        registration, tag = self._registration(tags)
+
+        def current_cursor() -> ScriptCursor | None:
+            # Looked up at every onset: a script set after the connection opened still plays.
+            current, _ = self._registration(tags)
+            return current.cursor if current else None
 
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=16 * 1024 * 1024)
         await ws.prepare(request)
-        cursor = registration.cursor if registration else None
         session: ListenV1Session | FluxSession
         if isinstance(options, FluxOptions):
             session = FluxSession(
                 options,
-                cursor,
+                current_cursor,
                 eager_eot_secs=self.profile.flux_eager_eot_secs,
                 eot_secs=self.profile.flux_eot_secs,
             )
         else:
             session = ListenV1Session(
                 options,
-                cursor,
+                current_cursor,
                 interim_interval_secs=self.profile.stt_interim_interval_secs,
                 endpointing_floor_secs=self._endpointing_floor,
             )
@@ -367,8 +375,9 @@ class DeepgramStandin(StandinServer):
         finally:
             await outbox.close()
             lost = session.close()
-            if lost and registration is not None:
-                registration.lost_mid_segment = True
+            current, _ = self._registration(tags)
+            if lost and current is not None:
+                current.lost_mid_segment = True
             conn.closed = True
             self._untrack_websocket(ws)
             logger.debug(f"{self}: connection {conn.id} closed ({conn.audio_secs:.2f} s audio)")

@@ -25,7 +25,7 @@ when its connection closed is lost, like the in-flight audio of a real dropped s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -230,15 +230,20 @@ class ScriptTracker:
     onsets and completed words. The protocol sessions decide what to send about them.
     """
 
-    def __init__(self, cursor: ScriptCursor | None, sample_rate: int):
+    def __init__(
+        self,
+        cursor: ScriptCursor | Callable[[], ScriptCursor | None] | None,
+        sample_rate: int,
+    ):
         """Initialize the tracker at stream position 0.
 
         Args:
-            cursor: The shared script position, or None for a connection without a script (it
-                then transcribes nothing).
+            cursor: The shared script position; or a function returning it, asked again at every
+                onset, so a script registered after the connection opened is still played; or
+                None for a connection without a script (it then transcribes nothing).
             sample_rate: Samples per second of the received PCM16 mono audio.
         """
-        self._cursor = cursor
+        self._cursor_source = cursor
         self._sample_rate = sample_rate
         self._samples = 0
         # The connection starts in silence: a test that streams speech right after connecting
@@ -325,18 +330,25 @@ class ScriptTracker:
         self._samples = base + n
         return update
 
+    def _cursor(self) -> ScriptCursor | None:
+        source = self._cursor_source
+        if source is None or isinstance(source, ScriptCursor):
+            return source
+        return source()
+
     def _seek_onset(self, samples: np.ndarray, base: int, offset: int, update: TrackerUpdate):
         """Find where the next segment starts in ``samples[offset:]``; returns the new offset."""
-        if self._cursor is None:
+        cursor = self._cursor()
+        if cursor is None:
             return len(samples)
-        upcoming = self._cursor.peek()
+        upcoming = cursor.peek()
         if upcoming is None:
             return len(samples)
         if upcoming.start_secs is not None:
             start_sample = int(round(upcoming.start_secs * self._sample_rate))
             if start_sample >= base + len(samples):
                 return len(samples)
-            self._begin(max(start_sample, base + offset), update)
+            self._begin(cursor, max(start_sample, base + offset), update)
             return max(offset, start_sample - base)
         need = int(ONSET_MIN_SILENCE_SECS * self._sample_rate)
         rest = np.abs(samples[offset:].astype(np.int32)) >= ONSET_LEVEL
@@ -349,7 +361,7 @@ class ScriptTracker:
             j = i + int(loud[0])
             self._quiet_samples += j - i
             if self._quiet_samples >= need:
-                self._begin(base + offset + j, update)
+                self._begin(cursor, base + offset + j, update)
                 return offset + j
             # Speech without enough silence before it (the tail of a dropped segment, or a
             # segment that outlasts its script): not an onset; skip the loud run.
@@ -360,9 +372,8 @@ class ScriptTracker:
             self._quiet_samples = 0
         return len(samples)
 
-    def _begin(self, sample: int, update: TrackerUpdate) -> None:
-        assert self._cursor is not None
-        taken = self._cursor.take()
+    def _begin(self, cursor: ScriptCursor, sample: int, update: TrackerUpdate) -> None:
+        taken = cursor.take()
         if taken is None:
             return
         index, segment = taken

@@ -240,6 +240,21 @@ async def test_results_are_delayed_by_the_profiles_stt_delay():
     assert waited >= 0.3
 
 
+async def test_a_script_set_after_the_connection_opened_is_played():
+    async with DeepgramStandin(profile=fast_profile()) as deepgram:
+        http, ws = await raw_session(deepgram)
+        try:
+            await ws.send_bytes(silence(0.2) + speech(1.0) + silence(0.2))  # no script yet
+            deepgram.set_script(SttScript.of([HOW]))
+            await ws.send_bytes(speech(0.6) + silence(0.2))
+            await ws.send_str(json.dumps({"type": "Finalize"}))
+            message = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+        finally:
+            await ws.close()
+            await http.close()
+    assert message["channel"]["alternatives"][0]["transcript"] == "how are you?"
+
+
 async def test_unsupported_encodings_are_refused():
     async with DeepgramStandin(profile=fast_profile()) as deepgram:
         async with aiohttp.ClientSession() as http:
