@@ -453,10 +453,11 @@ class ScenarioAudioInput(BaseInputTransport):
     ) -> list[TurnPlayback]:
         """Play every turn of a scenario, the user waiting for the bot between turns.
 
-        Between two turns: the user waits until the bot has finished answering (a
+        After each turn (the last one included, so that the call returns once the conversation
+        is over) the user waits until the bot has finished answering (a
         ``BotStoppedSpeakingFrame`` after the turn ended, or ``bot_finished`` being set), at
-        most ``bot_timeout_secs``, then ``gap_after_bot_secs`` of silence. Silence is sent
-        throughout, as from an open microphone.
+        most ``bot_timeout_secs``; between turns then ``gap_after_bot_secs`` of silence.
+        Silence is sent throughout, as from an open microphone.
 
         Args:
             rendered: The rendered scenario.
