@@ -149,6 +149,7 @@ class _Context:
     task: asyncio.Task[None] | None = None
     disconnect: Fault | None = None
     malformed: Fault | None = None
+    first_queued_at: float | None = None
 
 
 @dataclass
@@ -511,6 +512,8 @@ class ElevenLabsStandin(StandinServer):
 
     def _enqueue(self, ctx: _Context, *, flush: bool) -> None:
         if flush and ctx.buffer.strip():
+            if ctx.first_queued_at is None:
+                ctx.first_queued_at = time.monotonic()
             ctx.queue.put_nowait(ctx.buffer)
         if flush:
             ctx.buffer = ""
@@ -549,12 +552,14 @@ class ElevenLabsStandin(StandinServer):
         pcm = await self._synthesize(text, rate)
         record.characters += len(text)
         if record.first_audio_at is None:
-            assert record.first_text_at is not None
+            # Generation starts when text is released (at once in auto mode, else on a flush or
+            # a full buffer), so the first-audio latency counts from there.
+            assert ctx.first_queued_at is not None
             delay = self.profile.delay(self.profile.tts_first_audio_secs)
             if slow := self.faults.take(FaultKind.SLOW_FIRST_BYTE, path):
                 logger.debug(f"{self}: slow first audio (+{slow.delay_secs}s) on {path}")
                 delay += slow.delay_secs
-            await asyncio.sleep(max(0.0, record.first_text_at + delay - time.monotonic()))
+            await asyncio.sleep(max(0.0, ctx.first_queued_at + delay - time.monotonic()))
             ctx.disconnect = self.faults.take(FaultKind.DISCONNECT, path)
             ctx.malformed = self.faults.take(FaultKind.MALFORMED, path)
         for audio, chars, starts, durations in _alignment_chunks(text, pcm, rate, self.chunk_secs):

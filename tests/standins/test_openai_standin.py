@@ -336,6 +336,20 @@ async def test_a_client_that_abandons_a_stream_stops_the_generation():
     assert record.info["completion_tokens_sent"] < record.info["completion_tokens"] / 2
 
 
+async def test_an_abandoned_stream_costs_the_next_request_a_new_connection(openai_standin):
+    # The hazard in the Pipecat notes: httpx cannot reuse a connection whose stream was dropped.
+    oai = client(openai_standin)
+    await oai.models.list()
+    stream = await oai.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True)
+    async for _ in stream:
+        break
+    await stream.close()
+    await oai.models.list()
+    await oai.close()
+    assert openai_standin.stats.connections_accepted == 2
+    assert [r.new_connection for r in openai_standin.requests] == [True, False, True]
+
+
 async def test_pipecat_openai_service_streams_the_reply(standin_openai_llm):
     context = LLMContext(messages=QUESTION)
     pieces = split_stream_pieces(reply_to(QUESTION).text)
