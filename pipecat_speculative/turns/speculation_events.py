@@ -8,10 +8,10 @@ the strategy's injectable clock, so durations between them are never affected by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class WithdrawalReason(str, Enum):
+class WithdrawalReason(StrEnum):
     """Why a speculation was withdrawn.
 
     Only :attr:`TOOL_CALL` is excluded from the cancellation rate: the LLM service withdrew that

@@ -1,0 +1,271 @@
+"""Adaptive debounce: the speculation delay that keeps the cancellation rate inside a band.
+
+The speculation delay is how much silence (after VAD stop) the plugin waits for before it spends
+an inference on a guess that the user has finished. Too short and most speculations are withdrawn
+when the user resumes (wasted tokens, a cold connection after each cancel); too long and answers
+start later than they need to.
+
+The controller learns from two kinds of evidence:
+
+- **Outcomes** of speculations (adopted / withdrawn). The windowed cancellation rate decides *when*
+  to act: only when it leaves the target band, and only after ``min_samples`` outcomes since the
+  last change (one person thinking aloud twice is noise, not signal).
+- **Pauses** it saw, each ending either in resumption or in a turn end. They decide *where* to go:
+  a delay ``d`` would have speculated in every pause longer than ``d``; the resumed ones among
+  those are the cancellations. The controller jumps to the shortest delay that would have put the
+  cancellation rate at the middle of the band on the pauses seen::
+
+      user: "I want to ..."  |<- 0.7 s ->| "... with you"  |<- 0.9 s ->| "what can I do?" |<- end ->|
+                             resumed                        resumed                          turn end
+      d = 0.5 s: 3 speculations, 2 cancelled (67 %)  -> too high
+      d = 0.8 s: 2 speculations, 1 cancelled (50 %)
+      d = 0.95 s: 1 speculation, 0 cancelled (0 %)    -> shortest delay inside or under the band
+
+  When the pauses cannot explain the rate (withdrawals caused by late transcripts rather than by
+  resumption), it falls back to a fixed step in the right direction.
+
+Decisions are synchronous and clock-free, so they can be tested without a pipeline.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+from pipecat_speculative.turns.speculation_events import DebounceChange
+
+__all__ = ["AdaptiveDebounce", "DebounceParams", "DebounceState"]
+
+
+@dataclass(frozen=True)
+class DebounceParams:
+    """Tuning of the adaptive debounce.
+
+    Parameters:
+        initial_secs: Speculation delay before anything is learned, seconds after VAD stop (on top
+            of the VAD's own ``stop_secs``). 0.2 s means 0.4 s of silence with the default VAD,
+            the order of the reference deployment's 400 ms.
+        min_secs: Lower bound. 0.0 speculates on the VAD stop itself.
+        max_secs: Upper bound. Past about 1 s the speculation no longer starts before a typical
+            commit, so waiting longer saves nothing.
+        target_low: Lower edge of the cancellation-rate band. Below it the delay is wasting
+            latency: it shrinks.
+        target_high: Upper edge of the band. Above it the delay is wasting inferences: it grows.
+        min_samples: Outcomes needed since the last change before the delay may change again.
+            Protects against reacting to one hesitant sentence.
+        window: Outcomes kept for the reported (and alerting) cancellation rate.
+        pause_window: Pauses kept to estimate the delay that would reach the band.
+        step_secs: Fixed step used when the pauses cannot explain the observed rate.
+        margin_secs: Added to a learned pause length so a speculation does not race a resumption
+            that happens at exactly that moment.
+        adaptive: False fixes the delay at ``initial_secs``.
+    """
+
+    initial_secs: float = 0.2
+    min_secs: float = 0.0
+    max_secs: float = 1.0
+    target_low: float = 0.30
+    target_high: float = 0.40
+    min_samples: int = 5
+    window: int = 20
+    pause_window: int = 40
+    step_secs: float = 0.05
+    margin_secs: float = 0.03
+    adaptive: bool = True
+
+    def __post_init__(self):
+        if not 0.0 <= self.min_secs <= self.max_secs:
+            raise ValueError(f"need 0 <= min_secs <= max_secs, got {self.min_secs}, {self.max_secs}")
+        if not self.min_secs <= self.initial_secs <= self.max_secs:
+            raise ValueError(
+                f"initial_secs {self.initial_secs} outside [{self.min_secs}, {self.max_secs}]"
+            )
+        if not 0.0 <= self.target_low < self.target_high <= 1.0:
+            raise ValueError(
+                f"need 0 <= target_low < target_high <= 1, got {self.target_low}, {self.target_high}"
+            )
+        if self.min_samples < 1 or self.window < self.min_samples or self.pause_window < 1:
+            raise ValueError("need 1 <= min_samples <= window and pause_window >= 1")
+        if self.step_secs <= 0 or self.margin_secs < 0:
+            raise ValueError("need step_secs > 0 and margin_secs >= 0")
+
+    @property
+    def target(self) -> float:
+        """The middle of the band, which a jump aims at (hysteresis against flapping)."""
+        return (self.target_low + self.target_high) / 2
+
+
+@dataclass(frozen=True)
+class DebounceState:
+    """A snapshot of the controller, for metrics.
+
+    Parameters:
+        delay_secs: Current speculation delay.
+        window_cancel_rate: Withdrawn / started over the last ``window`` outcomes (None if none).
+        samples: Outcomes in that window.
+        samples_since_change: Outcomes since the delay last changed.
+        changes: Every change so far, oldest first.
+    """
+
+    delay_secs: float
+    window_cancel_rate: float | None
+    samples: int
+    samples_since_change: int
+    changes: tuple[DebounceChange, ...] = field(default_factory=tuple)
+
+
+class AdaptiveDebounce:
+    """Sets the speculation delay per session from observed outcomes and pauses.
+
+    Call :meth:`record_pause` for every pause the strategy sees end (resumed or turn end), and
+    :meth:`record_outcome` for every speculation outcome that says whether the guess was right
+    (tool-call withdrawals are not such outcomes). Read :attr:`delay_secs` before arming a timer.
+    """
+
+    def __init__(self, params: DebounceParams | None = None):
+        """Initialize the controller.
+
+        Args:
+            params: Tuning; the defaults keep 30-40 % of speculations cancelled.
+        """
+        self._params = params or DebounceParams()
+        self._delay = self._params.initial_secs
+        self._window: deque[bool] = deque(maxlen=self._params.window)
+        self._since_change: list[bool] = []
+        self._pauses: deque[tuple[float, bool]] = deque(maxlen=self._params.pause_window)
+        self._changes: list[DebounceChange] = []
+
+    def __str__(self):
+        return "AdaptiveDebounce"
+
+    @property
+    def params(self) -> DebounceParams:
+        """The tuning in force."""
+        return self._params
+
+    @property
+    def delay_secs(self) -> float:
+        """The current speculation delay, seconds after VAD stop."""
+        return self._delay
+
+    @property
+    def changes(self) -> list[DebounceChange]:
+        """Every change of the delay, oldest first."""
+        return list(self._changes)
+
+    @property
+    def state(self) -> DebounceState:
+        """A snapshot for metrics and logs."""
+        return DebounceState(
+            delay_secs=self._delay,
+            window_cancel_rate=self._rate(self._window),
+            samples=len(self._window),
+            samples_since_change=len(self._since_change),
+            changes=tuple(self._changes),
+        )
+
+    def record_pause(self, pause_secs: float, *, resumed: bool):
+        """Record a pause the user made.
+
+        Args:
+            pause_secs: Silence from VAD stop until the user resumed (``resumed``) or until the
+                turn was committed. Negative values are clamped to 0.
+            resumed: True when the user went on speaking, False when the turn ended there.
+        """
+        self._pauses.append((max(0.0, pause_secs), resumed))
+
+    def record_outcome(self, *, withdrawn: bool) -> DebounceChange | None:
+        """Record a speculation outcome and adapt the delay if the rate left the band.
+
+        Args:
+            withdrawn: True if the speculation was withdrawn (resumed, extended, mismatch,
+                timeout), False if the commit adopted it.
+
+        Returns:
+            The change made, or None.
+        """
+        self._window.append(withdrawn)
+        self._since_change.append(withdrawn)
+        if not self._params.adaptive or len(self._since_change) < self._params.min_samples:
+            return None
+
+        rate = self._rate(self._since_change)
+        assert rate is not None
+        p = self._params
+        if p.target_low <= rate <= p.target_high:
+            return None
+
+        new, why = self._estimate(rate)
+        new = min(p.max_secs, max(p.min_secs, new))
+        if abs(new - self._delay) < 1e-3:
+            # Pinned at a bound: nothing to change, but start a fresh sample so the rate
+            # reflects the present rather than a growing history.
+            self._since_change.clear()
+            return None
+        return self._change(new, rate, why)
+
+    def _estimate(self, rate: float) -> tuple[float, str]:
+        """The delay to move to, and why, given an out-of-band rate."""
+        p = self._params
+        n = len(self._since_change)
+        withdrawn = sum(self._since_change)
+        direction = "above" if rate > p.target_high else "below"
+        head = (
+            f"cancel rate {rate:.0%} ({withdrawn}/{n}) {direction} "
+            f"{p.target_low:.0%}-{p.target_high:.0%} band"
+        )
+        learned = self._delay_for_target()
+        if learned is not None:
+            d, predicted = learned
+            moves_right_way = (rate > p.target_high and d > self._delay) or (
+                rate < p.target_low and d < self._delay
+            )
+            if moves_right_way:
+                resumed = sum(1 for _, r in self._pauses if r)
+                return d, (
+                    f"{head}; {len(self._pauses)} pauses ({resumed} resumed) say "
+                    f"{d:.2f} s would have cancelled {predicted:.0%}"
+                )
+        step = p.step_secs if rate > p.target_high else -p.step_secs
+        return self._delay + step, f"{head}; pauses do not explain it, fixed step {step:+.2f} s"
+
+    def _delay_for_target(self) -> tuple[float, float] | None:
+        """Shortest delay that would have cancelled at most the target rate on the pauses seen.
+
+        A delay ``d`` speculates in every pause longer than ``d``: the resumed ones are the
+        cancellations, the turn ends are the adoptions.
+        """
+        if not self._pauses or not any(not r for _, r in self._pauses):
+            return None
+        target = self._params.target
+        ends = sum(1 for _, r in self._pauses if not r)
+        resumed = sorted((s for s, r in self._pauses if r), reverse=True)
+        # Candidates: 0, and just past each resumed pause (which it then no longer cancels).
+        candidates = sorted({0.0, *(s + self._params.margin_secs for s in resumed)})
+        for d in candidates:
+            cancels = sum(1 for s in resumed if s > d)
+            predicted = cancels / (cancels + ends)
+            if predicted <= target:
+                return d, predicted
+        return None
+
+    def _change(self, new: float, rate: float, why: str) -> DebounceChange:
+        change = DebounceChange(
+            old_secs=self._delay,
+            new_secs=new,
+            reason=why,
+            window_cancel_rate=rate,
+            samples=len(self._since_change),
+        )
+        logger.info(f"{self}: speculation delay {self._delay:.3f} s -> {new:.3f} s ({why})")
+        self._delay = new
+        self._changes.append(change)
+        self._since_change.clear()
+        return change
+
+    @staticmethod
+    def _rate(outcomes) -> float | None:
+        outcomes = list(outcomes)
+        return sum(outcomes) / len(outcomes) if outcomes else None
