@@ -1,0 +1,44 @@
+"""The ``pipecat-speculative`` command. Commands stay thin: each delegates to its module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="pipecat-speculative",
+    help="Speculative turns, adaptive debounce and trustworthy turn timing for Pipecat.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root():
+    """Speculative turns, adaptive debounce and trustworthy turn timing for Pipecat."""
+
+
+@app.command()
+def report(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="Turn timing JSONL file."),
+    ],
+    png: Annotated[
+        Path | None,
+        typer.Option("--png", help="Where to write the PNG (default: FILE with a .png suffix)."),
+    ] = None,
+):
+    """Print the turns, p50/p95 per stage and the speculation summary; write a PNG."""
+    from pipecat_speculative.metrics.report import run_report
+
+    run_report(file, png=png)
+
+
+def main():
+    """Entry point of the ``pipecat-speculative`` script."""
+    app()

@@ -1,0 +1,343 @@
+"""Read a turn timing JSONL file: a terminal table and a PNG of the turns.
+
+``pipecat-speculative report FILE.jsonl [--png PATH]`` prints every turn's stages, p50/p95 per
+stage and the speculation summary (rich), and writes a PNG with a waterfall of each turn's stages
+and the latency over the turns (matplotlib, headless).
+
+Percentiles are linear interpolation over the turns where the stage is known; a stage never
+observed shows ``n/a`` rather than 0.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
+
+__all__ = [
+    "REPORT_STAGES",
+    "StageStats",
+    "TimingReport",
+    "load_report",
+    "print_report",
+    "render_png",
+    "run_report",
+]
+
+REPORT_STAGES: tuple[tuple[str, str], ...] = (
+    ("speech_to_llm_start", "speech→LLM"),
+    ("llm_first_token", "LLM 1st tok"),
+    ("first_sentence", "1st sentence"),
+    ("llm_to_tts_start", "LLM→TTS"),
+    ("tts_first_audio", "TTS 1st audio"),
+    ("playout", "playout"),
+    ("total", "total"),
+    ("turn_detection", "turn detect"),
+    ("after_commit", "after commit"),
+    ("rag", "RAG"),
+)
+"""Stages shown in the table, with their column labels."""
+
+# The stages that tile t0 → first audio, drawn as the waterfall, with their colours.
+_WATERFALL: tuple[tuple[str, str, str, str], ...] = (
+    ("speech→LLM start", "anchor", "llm_request", "#9e9e9e"),
+    ("LLM first token", "llm_request", "llm_first_token", "#1f77b4"),
+    ("first sentence", "llm_first_token", "first_sentence", "#17becf"),
+    ("LLM→TTS start", "first_sentence", "tts_request", "#bcbd22"),
+    ("TTS first audio", "tts_request", "tts_first_audio", "#ff7f0e"),
+    ("playout", "tts_first_audio", "bot_started_speaking", "#2ca02c"),
+)
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """Percentiles of one stage over the turns where it is known.
+
+    Parameters:
+        stage: Stage name.
+        count: Turns where it is known.
+        p50: Median, ms.
+        p95: 95th percentile, ms.
+    """
+
+    stage: str
+    count: int
+    p50: float | None
+    p95: float | None
+
+
+@dataclass
+class TimingReport:
+    """What a JSONL file holds.
+
+    Parameters:
+        turns: Turn records, in file order.
+        sessions: Session records, in file order.
+        skipped: Lines that were not records this version reads.
+    """
+
+    turns: list[TurnRecord] = field(default_factory=list)
+    sessions: list[SessionSummary] = field(default_factory=list)
+    skipped: int = 0
+
+    def stage_stats(self) -> list[StageStats]:
+        """p50/p95 of every reported stage."""
+        stats = []
+        for stage, _ in REPORT_STAGES:
+            values = [t.stage(stage) for t in self.turns]
+            known = [v for v in values if v is not None]
+            if known:
+                p50, p95 = (float(v) for v in np.percentile(known, [50, 95]))
+                stats.append(StageStats(stage, len(known), p50, p95))
+            else:
+                stats.append(StageStats(stage, 0, None, None))
+        return stats
+
+    def speculation_totals(self) -> dict[str, float | int | None]:
+        """Speculation accounting over the file.
+
+        Taken from the session records when there are any (they also count speculations of turns
+        that were never committed), else summed over the turns.
+        """
+        if self.sessions:
+            started = sum(s.speculations_started for s in self.sessions)
+            adopted = sum(s.speculations_adopted for s in self.sessions)
+            withdrawn = sum(s.speculations_withdrawn for s in self.sessions)
+            tool_calls = sum(s.tool_call_withdrawals for s in self.sessions)
+            wasted_prompt = sum(s.wasted_prompt_tokens for s in self.sessions)
+            wasted_completion = sum(s.wasted_completion_tokens for s in self.sessions)
+            wasted_chars = sum(s.wasted_tts_characters for s in self.sessions)
+            watchdog = sum(s.playback_watchdog_fired for s in self.sessions)
+        else:
+            specs = [s for t in self.turns for s in t.speculations]
+            started = len(specs)
+            adopted = sum(1 for s in specs if s.outcome == "adopted")
+            withdrawn = sum(1 for s in specs if s.outcome == "withdrawn")
+            tool_calls = sum(
+                1 for s in specs if s.outcome == "withdrawn" and not s.counts_toward_cancel_rate
+            )
+            wasted_prompt = sum(t.wasted_prompt_tokens for t in self.turns)
+            wasted_completion = sum(t.wasted_completion_tokens for t in self.turns)
+            wasted_chars = sum(t.wasted_tts_characters for t in self.turns)
+            watchdog = sum(1 for t in self.turns if t.playback_watchdog_fired)
+        counted = adopted + withdrawn - tool_calls
+        return {
+            "started": started,
+            "adopted": adopted,
+            "withdrawn": withdrawn,
+            "tool_call_withdrawals": tool_calls,
+            "cancel_rate": (withdrawn - tool_calls) / counted if counted else None,
+            "hit_rate": adopted / (adopted + withdrawn) if adopted + withdrawn else None,
+            "wasted_prompt_tokens": wasted_prompt,
+            "wasted_completion_tokens": wasted_completion,
+            "wasted_tts_characters": wasted_chars,
+            "playback_watchdog_fired": watchdog,
+            "unanswered_turns": sum(1 for t in self.turns if t.answers == 0),
+            "multi_answer_turns": sum(1 for t in self.turns if t.answers > 1),
+        }
+
+
+def load_report(path: str | Path) -> TimingReport:
+    """Read turn and session records from a JSONL file, skipping anything else."""
+    report = TimingReport()
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                data = json.loads(line)
+                if data.get("record") == "turn":
+                    report.turns.append(TurnRecord.from_dict(data))
+                elif data.get("record") == "session":
+                    report.sessions.append(SessionSummary.from_dict(data))
+                else:
+                    report.skipped += 1
+            except (ValueError, TypeError, AttributeError):
+                report.skipped += 1
+    return report
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _pct(value: float | int | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def print_report(report: TimingReport, console: Console | None = None):
+    """Print the turns, the per-stage percentiles and the speculation summary."""
+    console = console or Console()
+    turns = Table(title=f"Turns ({len(report.turns)})", show_lines=False)
+    turns.add_column("session", style="dim")
+    turns.add_column("turn", justify="right")
+    turns.add_column("kind")
+    for _, label in REPORT_STAGES:
+        turns.add_column(label, justify="right")
+    turns.add_column("spec a/w", justify="right")
+    turns.add_column("answers", justify="right")
+    turns.add_column("end")
+    for t in report.turns:
+        kind = "spec" if t.speculative else "normal"
+        answers = str(t.answers) if t.answers == 1 else f"[bold red]{t.answers}[/]"
+        end = t.completion
+        if t.playback_watchdog_fired:
+            end = f"[yellow]{end}[/]"
+        turns.add_row(
+            t.session_id[:8],
+            str(t.turn),
+            kind,
+            *(_ms(t.stage(stage)) for stage, _ in REPORT_STAGES),
+            f"{t.speculations_adopted}/{t.speculations_withdrawn}",
+            answers,
+            end,
+        )
+    console.print(turns)
+
+    stats = Table(title="Stages (ms)")
+    stats.add_column("stage")
+    stats.add_column("n", justify="right")
+    stats.add_column("p50", justify="right")
+    stats.add_column("p95", justify="right")
+    for s in report.stage_stats():
+        stats.add_row(s.stage, str(s.count), _ms(s.p50), _ms(s.p95))
+    console.print(stats)
+
+    totals = report.speculation_totals()
+    spec = Table(title="Speculation")
+    spec.add_column("what")
+    spec.add_column("value", justify="right")
+    for key in ("started", "adopted", "withdrawn", "tool_call_withdrawals"):
+        spec.add_row(key.replace("_", " "), str(totals[key]))
+    spec.add_row("cancel rate (excl. tool calls)", _pct(totals["cancel_rate"]))
+    spec.add_row("hit rate", _pct(totals["hit_rate"]))
+    spec.add_row(
+        "wasted tokens (prompt+completion)",
+        f"{totals['wasted_prompt_tokens']}+{totals['wasted_completion_tokens']}",
+    )
+    spec.add_row("wasted TTS characters", str(totals["wasted_tts_characters"]))
+    spec.add_row("unanswered turns", str(totals["unanswered_turns"]))
+    spec.add_row("turns answered more than once", str(totals["multi_answer_turns"]))
+    spec.add_row("playback watchdog fired", str(totals["playback_watchdog_fired"]))
+    for session in report.sessions:
+        if session.debounce_history:
+            history = " → ".join(
+                [f"{session.debounce_history[0].old_secs * 1000:.0f}"]
+                + [f"{d.new_secs * 1000:.0f}" for d in session.debounce_history]
+            )
+            spec.add_row(f"debounce ms ({session.session_id[:8]})", history)
+        for w in session.warmups:
+            spec.add_row(
+                f"warmup {w.service}", f"{w.secs * 1000:.0f} ms {'ok' if w.ok else 'FAILED'}"
+            )
+    console.print(spec)
+    if report.skipped:
+        console.print(f"[dim]{report.skipped} lines skipped (not turn timing records)[/]")
+
+
+def render_png(report: TimingReport, path: str | Path) -> Path:
+    """Write the waterfall and latency-over-turns figure.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    turns = report.turns
+    n = max(len(turns), 1)
+    height = min(2.5 + 0.32 * n, 30.0)
+    fig, (ax_fall, ax_lat) = plt.subplots(
+        2, 1, figsize=(11, height + 3.5), gridspec_kw={"height_ratios": [height, 3.5]}
+    )
+
+    labels = []
+    for row, t in enumerate(turns):
+        labels.append(f"{t.session_id[:6]}·{t.turn}{' S' if t.speculative else ''}")
+
+        def at(name: str, turn: TurnRecord = t) -> float | None:
+            if name == "anchor":
+                return 0.0 if turn.anchor == "end_of_speech" else None
+            return turn.moment(name)
+
+        for label, start, end, colour in _WATERFALL:
+            a, b = at(start), at(end)
+            if a is None or b is None or b <= a:
+                continue
+            ax_fall.barh(row, b - a, left=a, color=colour, height=0.6, label=label)
+        for spec in t.speculations:
+            if spec.started_ms is None:
+                continue
+            end_ms = spec.resolved_ms if spec.resolved_ms is not None else spec.started_ms
+            colour = "#2ca02c" if spec.outcome == "adopted" else "#d62728"
+            ax_fall.plot(
+                [spec.started_ms, max(end_ms, spec.started_ms + 1)],
+                [row + 0.38, row + 0.38],
+                color=colour,
+                linewidth=2.5,
+                solid_capstyle="butt",
+            )
+        commit = t.moment("commit")
+        if commit is not None:
+            ax_fall.plot([commit, commit], [row - 0.4, row + 0.4], color="black", linewidth=1.5)
+
+    handles, names = ax_fall.get_legend_handles_labels()
+    unique = dict(zip(names, handles, strict=False))
+    from matplotlib.lines import Line2D
+
+    unique["commit"] = Line2D([], [], color="black", linewidth=1.5)
+    unique["speculation adopted"] = Line2D([], [], color="#2ca02c", linewidth=2.5)
+    unique["speculation withdrawn"] = Line2D([], [], color="#d62728", linewidth=2.5)
+    ax_fall.legend(unique.values(), unique.keys(), loc="lower right", fontsize=8)
+    ax_fall.set_yticks(range(len(turns)), labels, fontsize=8)
+    ax_fall.invert_yaxis()
+    ax_fall.set_xlabel("ms from real end of speech (t0)")
+    ax_fall.set_title("Turn waterfall: end of speech → first bot audio")
+    ax_fall.grid(axis="x", alpha=0.3)
+
+    xs = list(range(len(turns)))
+    for stage, style in (("total", "o-"), ("after_commit", "s--"), ("turn_detection", "^:")):
+        ys = [t.stage(stage) for t in turns]
+        ax_lat.plot(
+            [x for x, y in zip(xs, ys, strict=True) if y is not None],
+            [y for y in ys if y is not None],
+            style,
+            label=stage.replace("_", " "),
+            markersize=4,
+        )
+    ax_lat.set_xlabel("turn (file order)")
+    ax_lat.set_ylabel("ms")
+    ax_lat.set_title("Latency over turns")
+    ax_lat.grid(alpha=0.3)
+    ax_lat.legend(fontsize=8)
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_report(path: str | Path, *, png: str | Path | None = None, console: Console | None = None):
+    """Load ``path``, print the report and write the PNG (next to the file by default).
+
+    Returns:
+        The report and the PNG path.
+    """
+    console = console or Console()
+    report = load_report(path)
+    print_report(report, console)
+    png_path = Path(png) if png is not None else Path(path).with_suffix(".png")
+    render_png(report, png_path)
+    console.print(f"waterfall and latency plot written to {png_path}")
+    return report, png_path
