@@ -87,6 +87,8 @@ class OpenAIStandin(StandinServer):
         models: tuple[str, ...] = DEFAULT_MODELS,
         **kwargs: Any,
     ) -> None:
+        # Long conversations (or images) exceed aiohttp's 1 MB default; OpenAI takes far more.
+        kwargs.setdefault("client_max_size", 32 * 1024**2)
         super().__init__(profile=profile, **kwargs)
         self.models = models
         self._completion_ids = itertools.count(1)
