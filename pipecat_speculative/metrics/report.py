@@ -55,6 +55,15 @@ _WATERFALL: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
+_COMPLETION_LABELS = {
+    "playback_done": "done",
+    "playback_watchdog": "watchdog",
+    "interrupted": "interrupted",
+    "superseded": "superseded",
+    "session_end": "ended",
+}
+
+
 @dataclass(frozen=True)
 class StageStats:
     """Percentiles of one stage over the turns where it is known.
@@ -175,8 +184,10 @@ def _pct(value: float | int | None) -> str:
 def print_report(report: TimingReport, console: Console | None = None):
     """Print the turns, the per-stage percentiles and the speculation summary."""
     console = console or Console()
+    many_sessions = len({t.session_id for t in report.turns}) > 1
     turns = Table(title=f"Turns ({len(report.turns)})", show_lines=False)
-    turns.add_column("session", style="dim")
+    if many_sessions:
+        turns.add_column("session", style="dim")
     turns.add_column("turn", justify="right")
     turns.add_column("kind")
     for _, label in REPORT_STAGES:
@@ -187,11 +198,11 @@ def print_report(report: TimingReport, console: Console | None = None):
     for t in report.turns:
         kind = "spec" if t.speculative else "normal"
         answers = str(t.answers) if t.answers == 1 else f"[bold red]{t.answers}[/]"
-        end = t.completion
+        end = _COMPLETION_LABELS.get(t.completion, t.completion)
         if t.playback_watchdog_fired:
             end = f"[yellow]{end}[/]"
         turns.add_row(
-            t.session_id[:8],
+            *([t.session_id[:8]] if many_sessions else []),
             str(t.turn),
             kind,
             *(_ms(t.stage(stage)) for stage, _ in REPORT_STAGES),
@@ -298,7 +309,9 @@ def render_png(report: TimingReport, path: str | Path) -> Path:
     unique["commit"] = Line2D([], [], color="black", linewidth=1.5)
     unique["speculation adopted"] = Line2D([], [], color="#2ca02c", linewidth=2.5)
     unique["speculation withdrawn"] = Line2D([], [], color="#d62728", linewidth=2.5)
-    ax_fall.legend(unique.values(), unique.keys(), loc="lower right", fontsize=8)
+    ax_fall.legend(
+        unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8
+    )
     ax_fall.set_yticks(range(len(turns)), labels, fontsize=8)
     ax_fall.invert_yaxis()
     ax_fall.set_xlabel("ms from real end of speech (t0)")
@@ -317,13 +330,14 @@ def render_png(report: TimingReport, path: str | Path) -> Path:
         )
     ax_lat.set_xlabel("turn (file order)")
     ax_lat.set_ylabel("ms")
+    ax_lat.set_ylim(bottom=0)
     ax_lat.set_title("Latency over turns")
     ax_lat.grid(alpha=0.3)
-    ax_lat.legend(fontsize=8)
 
+    ax_lat.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 

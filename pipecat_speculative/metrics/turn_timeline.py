@@ -351,6 +351,7 @@ class TurnTimingTracker:
         """
         if key in self._inferences:
             return
+        turn: _Turn | None
         if speculative:
             turn = self._user_turn()
         elif follow_up and self._answering is not None:
@@ -358,7 +359,9 @@ class TurnTimingTracker:
         elif self._answering is not None and not self._has_answer_inference(self._answering):
             turn = self._answering
         else:
-            turn = self._user_turn()
+            # A user still in their turn (a strategy that infers before it stops the turn), or
+            # nobody: a greeting or an app-triggered inference, which belongs to no user turn.
+            turn = self._open
         inference = _Inference(
             key=key,
             speculative=speculative,
@@ -372,7 +375,8 @@ class TurnTimingTracker:
             self._spec_count += 1
             self._ledger.speculation_started()
             self._pair_pending_strategy(inference)
-        turn.inferences.append(inference)
+        if turn is not None:
+            turn.inferences.append(inference)
         self._inferences[key] = inference
         self._awaiting_llm.append(inference)
 
@@ -567,11 +571,18 @@ class TurnTimingTracker:
         key = context_id if context_id is not None else "<no context id>"
         turn = self._answering
         if turn is None:
-            # Audio of a response nobody is waiting for: more of an answer already counted (a
-            # pause long enough for the transport to report it stopped), a greeting, or an answer
-            # the closed turn should not have had.
+            # Audio nobody is waiting for: more of an answer already counted (a pause long enough
+            # for the transport to report it stopped), bot speech that answers no user turn (a
+            # greeting, a reminder), or a response produced for the turn just closed, which is an
+            # answer it should not have had. Only the last is a late answer.
             closed = self._last_closed
-            if closed is not None and key not in closed.answer_keys:
+            owner = self._tts_contexts.get(context_id) if context_id is not None else None
+            if (
+                closed is not None
+                and owner is not None
+                and owner.turn is closed
+                and key not in closed.answer_keys
+            ):
                 closed.answer_keys.add(key)
                 self._ledger.late_answer()
                 self._events.append(
@@ -813,6 +824,13 @@ class TurnTimingTracker:
             self._answering = None
             if self._watchdog is not None:
                 self._watchdog.reset()
+        previous = self._last_closed
+        if previous is not None:
+            # Only the latest closed turn can still get a late answer: forget the contexts of
+            # the one before, so a long session does not keep every context id.
+            self._tts_contexts = {
+                c: i for c, i in self._tts_contexts.items() if i.turn is not previous
+            }
         self._last_closed = turn
         record = _build_record(
             turn,

@@ -229,3 +229,19 @@ def test_otel_spans_join_pipecats_conversation_when_tracing_is_on(spans):
     turn = next(s for s in exporter.get_finished_spans() if s.name == "turn_timing")
     assert turn.parent.span_id == conversation.get_span_context().span_id
     assert turn.attributes["conversation.id"] == "conv-1"
+
+
+def test_the_grafana_dashboard_only_queries_metrics_the_sink_exposes():
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "examples" / "grafana" / "pipecat_speculative_dashboard.json"
+    dashboard = json.loads(path.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"pipecat_speculative_[a-z_]+", e)}
+
+    fams = families(PrometheusSink())
+    known = set(fams)
+    for fam in fams.values():
+        known |= {f"{fam.name}{suffix}" for suffix in ("_total", "_bucket", "_sum", "_count")}
+    assert used and used <= known, used - known

@@ -256,6 +256,8 @@ def test_audio_of_another_response_after_the_turn_closed_is_a_late_answer():
     ordinary_turn(t, ctx="c1")
     t.drain()
     t.audio_delivered(5.5, context_id="c1", secs=0.2)  # more of the same answer: not late
+    t.audio_delivered(5.52, context_id="hello", secs=0.2)  # speech no inference asked for
+    t.tts_started(5.55, context_id="c2")  # a second response of the turn's inference
     t.audio_delivered(5.6, context_id="c2", secs=0.2)
     late = [e for e in t.drain() if isinstance(e, LateAnswer)]
     assert late == [LateAnswer(turn=0, key="c2")]
@@ -273,6 +275,23 @@ def test_a_new_commit_supersedes_a_turn_still_waiting_for_playback_to_end():
     t.user_turn_committed(4.8)
     first = records(t.drain())
     assert [(r.turn, r.completion, r.interrupted) for r in first] == [(0, "superseded", True)]
+
+
+def test_a_greeting_inference_belongs_to_no_turn():
+    t = TurnTimingTracker(session_id="s")
+    t.inference_started(0.1, key=1, speculative=False, text=None)  # the bot greets first
+    t.llm_processing_started(0.11, llm="llm", key=1)
+    t.llm_ttfb(0.5, llm="llm", value_secs=0.39)
+    t.speech_started(2.0)
+    t.vad_stopped(3.2, stop_secs=0.2)
+    t.user_turn_committed(3.8)
+    t.inference_started(3.81, key=2, speculative=False, text="hi")
+    t.llm_processing_started(3.82, llm="llm", key=2)
+    t.llm_ttfb(4.4, llm="llm", value_secs=0.58)
+    t.session_ended(5.0)
+    (record,) = records(t.drain())
+    assert record.moments_ms["llm_request"] == 820.0
+    assert record.stages_ms["llm_first_token"] == 580.0
 
 
 def test_a_turn_without_vad_is_anchored_at_its_commit_and_has_no_t0_stages():
