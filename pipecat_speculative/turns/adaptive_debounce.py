@@ -77,7 +77,9 @@ class DebounceParams:
 
     def __post_init__(self):
         if not 0.0 <= self.min_secs <= self.max_secs:
-            raise ValueError(f"need 0 <= min_secs <= max_secs, got {self.min_secs}, {self.max_secs}")
+            raise ValueError(
+                f"need 0 <= min_secs <= max_secs, got {self.min_secs}, {self.max_secs}"
+            )
         if not self.min_secs <= self.initial_secs <= self.max_secs:
             raise ValueError(
                 f"initial_secs {self.initial_secs} outside [{self.min_secs}, {self.max_secs}]"
@@ -194,7 +196,10 @@ class AdaptiveDebounce:
         rate = self._rate(self._since_change)
         assert rate is not None
         p = self._params
-        if p.target_low <= rate <= p.target_high:
+        # Half a sample of slack (a continuity correction): with 7 outcomes the rate moves in
+        # steps of 14 %, and 3/7 = 43 % is as much "inside" a 30-40 % band as 2/7 = 29 % is.
+        slack = 0.5 / len(self._since_change)
+        if rate - slack <= p.target_high and rate + slack >= p.target_low:
             return None
 
         new, why = self._estimate(rate)

@@ -447,7 +447,29 @@ class SpeculationPlanner:
         record = self._new_record(now, text)
         self._speculation = record
         self._phase = SpeculationPhase.SPECULATING
+        self.started += 1
         return [*actions, StartSpeculation(record)]
+
+    def external_speculation_adopted(self, now: float) -> list[PlannerAction]:
+        """The commit strategy confirmed its own speculation (it compared the texts itself)."""
+        if self._speculation is None:
+            return []
+        speculation = self._speculation
+        actions = self._resolve(now, None)
+        actions += [
+            AdoptSpeculation(speculation),
+            TurnCommitted(
+                UserTurnCommit(
+                    turn=self._turn,
+                    text=self.text or speculation.text,
+                    committed_at=now,
+                    adopted=speculation,
+                    speculations=tuple(self._turn_speculations),
+                )
+            ),
+        ]
+        self._parts = []
+        return actions
 
     def external_speculation_cancelled(self, now: float) -> list[PlannerAction]:
         """The commit strategy withdrew its own speculation (it already told the pipeline)."""

@@ -1,0 +1,323 @@
+"""A user turn stop strategy that speculates for any STT, wrapped around any commit rule.
+
+Why a wrapper: deciding *when the turn is over* (a speech timeout, smart-turn, Flux's EndOfTurn)
+and deciding *when to bet on it early* are separate questions. Pipecat already ships good answers
+to the first; this strategy wraps one of them (the commit rule) and adds the second. The inner
+strategy keeps deciding the commit; its ``inference triggered`` / ``stopped`` events are
+intercepted and turned into "adopt the speculation" or "withdraw it and run a normal inference".
+
+Everything goes through Pipecat's public triggers, so the LLM service's SpeculationGate does the
+holding and releasing:
+
+- start: ``trigger_user_turn_inference_triggered(speculation=UserTurnSpeculation(text))``
+- withdraw: ``trigger_user_turn_speculation_cancelled()`` (broadcast as ``EagerEndOfTurnCancelFrame``)
+- adopt: ``trigger_user_turn_finalized(confirms_speculation=True)`` (no second inference)
+
+All decisions are made by :class:`~pipecat_speculative.turns.speculation_planner.SpeculationPlanner`;
+this class only feeds it frames and timer expiries and executes what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from loguru import logger
+from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    Frame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
+from pipecat.turns.user_stop.base_user_turn_stop_strategy import (
+    BaseUserTurnStopStrategy,
+    UserTurnStoppedParams,
+)
+from pipecat.turns.user_stop.eager_match_policy import EagerMatchPolicy
+from pipecat.turns.user_stop.eager_user_turn_stop_strategy import EagerUserTurnStopStrategy
+
+from pipecat_speculative.turns.adaptive_debounce import AdaptiveDebounce
+from pipecat_speculative.turns.free_patience_user_turn_stop_strategy import (
+    FreePatienceUserTurnStopStrategy,
+)
+from pipecat_speculative.turns.speculation_planner import (
+    AdoptSpeculation,
+    ArmTimer,
+    CancelTimer,
+    DebounceChanged,
+    PlannerAction,
+    RunInference,
+    SpeculationAccounted,
+    SpeculationPlanner,
+    SpeculativeTurnParams,
+    StartSpeculation,
+    TimerKind,
+    TurnCommitted,
+    WithdrawSpeculation,
+)
+
+__all__ = ["SpeculativeUserTurnStopStrategy"]
+
+
+class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
+    """Speculates on pauses for any STT; a wrapped commit rule decides when the turn ends.
+
+    Events (handlers receive the strategy first, pipecat style):
+
+    - ``on_speculation_started(strategy, record: SpeculationRecord)``
+    - ``on_speculation_withdrawn(strategy, record)`` (``record.withdrawal_reason`` says why)
+    - ``on_speculation_adopted(strategy, record)``
+    - ``on_user_turn_committed(strategy, commit: UserTurnCommit)``
+    - ``on_debounce_changed(strategy, change: DebounceChange)``
+
+    With an inner :class:`~pipecat.turns.user_stop.EagerUserTurnStopStrategy` (Deepgram Flux's
+    eager end of turn) the inner strategy speculates itself; this one then only accounts for those
+    speculations and stays out of the way, rather than betting twice.
+    """
+
+    def __init__(
+        self,
+        *,
+        commit_strategy: BaseUserTurnStopStrategy | None = None,
+        params: SpeculativeTurnParams | None = None,
+        match_policy: EagerMatchPolicy | None = None,
+        debounce: AdaptiveDebounce | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs,
+    ):
+        """Initialize the strategy.
+
+        Args:
+            commit_strategy: The rule that decides the turn is over. Defaults to
+                :class:`FreePatienceUserTurnStopStrategy` (a speech timeout that follows the
+                answer's readiness). Pass Pipecat's ``SpeechTimeoutUserTurnStopStrategy`` or
+                ``TurnAnalyzerUserTurnStopStrategy`` for a fixed timeout or smart-turn.
+            params: Bounds and behaviour (speculation timeout, per-turn cap, debounce tuning).
+            match_policy: Compares committed and speculated text at commit. Defaults to Pipecat's
+                ``NormalizedMatch``.
+            debounce: A speculation-delay controller to share; built from ``params`` otherwise.
+            clock: Monotonic seconds; injectable for tests.
+            **kwargs: Forwarded to ``BaseUserTurnStopStrategy``.
+        """
+        super().__init__(**kwargs)
+        self._inner = commit_strategy or FreePatienceUserTurnStopStrategy()
+        params = params or SpeculativeTurnParams()
+        if isinstance(self._inner, EagerUserTurnStopStrategy) and params.own_speculation:
+            params = SpeculativeTurnParams(**{**params.__dict__, "own_speculation": False})
+        self._planner = SpeculationPlanner(params, match_policy=match_policy, debounce=debounce)
+        self._clock = clock
+        self._timers: dict[TimerKind, asyncio.Task] = {}
+        # Set by the commit decision when the inner strategy's stop must confirm the speculation.
+        self._confirm_on_stop = False
+        # Whether the inner strategy already asked for this turn's inference.
+        self._committed = False
+
+        if isinstance(self._inner, FreePatienceUserTurnStopStrategy):
+            self._inner.set_speculation_delay_provider(lambda: self._planner.debounce.delay_secs)
+
+        for event in (
+            "on_speculation_started",
+            "on_speculation_withdrawn",
+            "on_speculation_adopted",
+            "on_user_turn_committed",
+            "on_debounce_changed",
+        ):
+            self._register_event_handler(event, sync=True)
+
+    # ------------------------------------------------------------------ public state
+
+    @property
+    def commit_strategy(self) -> BaseUserTurnStopStrategy:
+        """The wrapped rule deciding when the turn is over."""
+        return self._inner
+
+    @property
+    def planner(self) -> SpeculationPlanner:
+        """The decision core (its counters: ``started``, ``adopted``, ``withdrawn``)."""
+        return self._planner
+
+    @property
+    def debounce(self) -> AdaptiveDebounce:
+        """The adaptive speculation delay."""
+        return self._planner.debounce
+
+    @property
+    def resolves_proposed_turn_stop_frames(self) -> bool:
+        """Whatever the commit rule does with proposals."""
+        return self._inner.resolves_proposed_turn_stop_frames
+
+    def observe_answer_readiness(self, secs: float):
+        """Feed the commit rule a measured speculation start → first audio ready (free patience)."""
+        if isinstance(self._inner, FreePatienceUserTurnStopStrategy):
+            self._inner.observe_answer_readiness(secs)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def setup(self, setup: FrameProcessorSetup):
+        """Set up this strategy and the commit rule, and listen to the rule's events."""
+        await super().setup(setup)
+        await self._inner.setup(setup)
+        self._inner.add_event_handler("on_push_frame", self._on_inner_push_frame)
+        self._inner.add_event_handler("on_broadcast_frame", self._on_inner_broadcast_frame)
+        self._inner.add_event_handler(
+            "on_user_turn_inference_triggered", self._on_inner_inference_triggered
+        )
+        self._inner.add_event_handler(
+            "on_user_turn_speculation_cancelled", self._on_inner_speculation_cancelled
+        )
+        self._inner.add_event_handler("on_user_turn_stopped", self._on_inner_stopped)
+
+    async def cleanup(self):
+        """Cancel every timer and clean up the commit rule."""
+        await super().cleanup()
+        for kind in list(self._timers):
+            await self._cancel_timer(kind)
+        self._inner.remove_event_handler("on_push_frame", self._on_inner_push_frame)
+        self._inner.remove_event_handler("on_broadcast_frame", self._on_inner_broadcast_frame)
+        self._inner.remove_event_handler(
+            "on_user_turn_inference_triggered", self._on_inner_inference_triggered
+        )
+        self._inner.remove_event_handler(
+            "on_user_turn_speculation_cancelled", self._on_inner_speculation_cancelled
+        )
+        self._inner.remove_event_handler("on_user_turn_stopped", self._on_inner_stopped)
+        await self._inner.cleanup()
+
+    async def handle_user_turn_started(self):
+        """Arm for a new turn."""
+        self._confirm_on_stop = False
+        self._committed = False
+        await self._execute(self._planner.turn_started(self._clock()))
+        await self._inner.handle_user_turn_started()
+
+    async def handle_user_turn_stopped(self):
+        """Withdraw any speculation the turn left unresolved (watchdog, session end)."""
+        self._confirm_on_stop = False
+        self._committed = False
+        await self._inner.handle_user_turn_stopped()
+        await self._execute(self._planner.turn_stopped(self._clock()))
+
+    # ------------------------------------------------------------------ frames
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult | None:
+        """Feed the planner, then the commit rule (which may commit on this very frame)."""
+        now = self._clock()
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            await self._execute(self._planner.vad_started(now))
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            await self._execute(self._planner.vad_stopped(now))
+        elif isinstance(frame, TranscriptionFrame):
+            await self._execute(
+                self._planner.final_transcript(
+                    now, frame.text, includes_inter_part_spaces=frame.includes_inter_frame_spaces
+                )
+            )
+        elif isinstance(frame, InterimTranscriptionFrame):
+            await self._execute(self._planner.interim_transcript(now, frame.text))
+        elif isinstance(frame, EagerEndOfTurnCancelFrame):
+            await self._execute(self._planner.speculation_withdrawn_elsewhere(now))
+        return await self._inner.process_frame(frame)
+
+    # ------------------------------------------------------------------ commit rule events
+
+    async def _on_inner_push_frame(self, _inner, frame, direction):
+        await self.push_frame(frame, direction)
+
+    async def _on_inner_broadcast_frame(self, _inner, frame_cls, **kwargs):
+        await self.broadcast_frame(frame_cls, **kwargs)
+
+    async def _on_inner_inference_triggered(
+        self, _inner, speculation: UserTurnSpeculation | None = None
+    ):
+        now = self._clock()
+        if speculation is not None:
+            # The commit rule speculates itself (Flux eager end of turn): account and pass on.
+            await self._execute(self._planner.external_speculation_started(now, speculation.text))
+            await self.trigger_user_turn_inference_triggered(speculation=speculation)
+            return
+        self._committed = True
+        await self._execute(self._planner.commit(now))
+
+    async def _on_inner_speculation_cancelled(self, _inner):
+        await self._execute(self._planner.external_speculation_cancelled(self._clock()))
+        await self.trigger_user_turn_speculation_cancelled()
+
+    async def _on_inner_stopped(self, _inner, params: UserTurnStoppedParams):
+        now = self._clock()
+        if params.confirms_speculation:
+            # The commit rule confirmed a speculation it started itself (Flux eager end of turn).
+            await self._execute(self._planner.external_speculation_adopted(now))
+        elif not self._committed:
+            # A rule that finalizes without asking for inference first: this is the commit, and
+            # the aggregator runs the inference at the stop unless it confirms a speculation.
+            await self._execute(self._planner.commit(now), inference_at_stop=True)
+        confirms = params.confirms_speculation or self._confirm_on_stop
+        self._confirm_on_stop = False
+        self._committed = True
+        await self.trigger_user_turn_finalized(
+            enable_user_speaking_frames=params.enable_user_speaking_frames,
+            confirms_speculation=confirms,
+        )
+
+    # ------------------------------------------------------------------ actions
+
+    async def _execute(self, actions: list[PlannerAction], *, inference_at_stop: bool = False):
+        """Carry out the planner's actions, in order."""
+        for action in actions:
+            if isinstance(action, StartSpeculation):
+                await self._call_event_handler("on_speculation_started", action.record)
+                if self._planner.params.own_speculation:
+                    logger.debug(
+                        f"{self}: speculating #{action.record.id} after "
+                        f"{action.record.delay_secs:.2f} s: [{action.record.text}]"
+                    )
+                    await self.trigger_user_turn_inference_triggered(
+                        speculation=UserTurnSpeculation(text=action.record.text)
+                    )
+            elif isinstance(action, WithdrawSpeculation):
+                logger.debug(
+                    f"{self}: withdrawing speculation #{action.record.id} "
+                    f"({action.record.withdrawal_reason})"
+                )
+                await self.trigger_user_turn_speculation_cancelled()
+                await self._call_event_handler("on_speculation_withdrawn", action.record)
+            elif isinstance(action, SpeculationAccounted):
+                await self._call_event_handler("on_speculation_withdrawn", action.record)
+            elif isinstance(action, AdoptSpeculation):
+                logger.debug(f"{self}: commit adopts speculation #{action.record.id}")
+                self._confirm_on_stop = True
+                await self._call_event_handler("on_speculation_adopted", action.record)
+            elif isinstance(action, RunInference):
+                if not inference_at_stop:
+                    await self.trigger_user_turn_inference_triggered()
+            elif isinstance(action, TurnCommitted):
+                await self._call_event_handler("on_user_turn_committed", action.commit)
+            elif isinstance(action, DebounceChanged):
+                await self._call_event_handler("on_debounce_changed", action.change)
+            elif isinstance(action, ArmTimer):
+                await self._arm_timer(action.kind, action.delay_secs)
+            elif isinstance(action, CancelTimer):
+                await self._cancel_timer(action.kind)
+
+    async def _arm_timer(self, kind: TimerKind, delay: float):
+        await self._cancel_timer(kind)
+        self._timers[kind] = self.task_manager.create_task(
+            self._run_timer(kind, delay), f"{self}::{kind.value}_timer"
+        )
+
+    async def _cancel_timer(self, kind: TimerKind):
+        task = self._timers.pop(kind, None)
+        if task is not None and task is not asyncio.current_task():
+            await self.task_manager.cancel_task(task)
+
+    async def _run_timer(self, kind: TimerKind, delay: float):
+        await asyncio.sleep(delay)
+        # Forget the handle first: the actions below may arm a timer of the same kind.
+        if self._timers.get(kind) is asyncio.current_task():
+            del self._timers[kind]
+        await self._execute(self._planner.timer_fired(self._clock(), kind))

@@ -1,0 +1,285 @@
+"""The decision core, without a pipeline: scripted cases and random interleavings."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pipecat.turns.user_stop.eager_match_policy import EagerMatchPolicy, NormalizedMatch
+
+from pipecat_speculative.turns.adaptive_debounce import DebounceParams
+from pipecat_speculative.turns.speculation_events import WithdrawalReason
+from pipecat_speculative.turns.speculation_planner import (
+    AdoptSpeculation,
+    ArmTimer,
+    CancelTimer,
+    RunInference,
+    SpeculationAccounted,
+    SpeculationPlanner,
+    SpeculativeTurnParams,
+    StartSpeculation,
+    TimerKind,
+    TurnCommitted,
+    WithdrawSpeculation,
+)
+
+
+def planner(**kw) -> SpeculationPlanner:
+    debounce = kw.pop("debounce", DebounceParams(initial_secs=0.2))
+    return SpeculationPlanner(SpeculativeTurnParams(debounce=debounce, **kw))
+
+
+def kinds(actions):
+    return [type(a).__name__ for a in actions]
+
+
+def speak(p: SpeculationPlanner, t: float, text: str):
+    p.turn_started(t)
+    p.vad_started(t)
+    p.final_transcript(t + 0.5, text)
+    return p.vad_stopped(t + 1.0)
+
+
+def test_speculates_after_the_delay_and_adopts_a_matching_commit():
+    p = planner()
+    assert speak(p, 0.0, "what's the weather") == [ArmTimer(TimerKind.DEBOUNCE, 0.2)]
+    actions = p.timer_fired(1.2, TimerKind.DEBOUNCE)
+    assert kinds(actions) == ["StartSpeculation", "ArmTimer"]
+    record = actions[0].record
+    assert record.text == "what's the weather" and record.delay_secs == 0.2
+    actions = p.commit(1.6)
+    assert kinds(actions) == ["CancelTimer", "AdoptSpeculation", "TurnCommitted"]
+    assert actions[-1].commit.adopted is record and record.adopted
+    assert p.cancel_rate == 0.0
+
+
+def test_waits_for_text_when_the_delay_ends_before_the_transcript():
+    p = planner()
+    p.turn_started(0)
+    p.vad_started(0)
+    p.vad_stopped(1.0)
+    assert p.timer_fired(1.2, TimerKind.DEBOUNCE) == []
+    actions = p.final_transcript(1.3, "hello")
+    assert kinds(actions) == ["StartSpeculation", "ArmTimer"]
+
+
+def test_a_longer_final_transcript_re_speculates():
+    p = planner()
+    speak(p, 0, "I want")
+    first = p.timer_fired(1.2, TimerKind.DEBOUNCE)[0].record
+    actions = p.final_transcript(1.3, "to book a table")
+    assert kinds(actions) == ["CancelTimer", "WithdrawSpeculation", "StartSpeculation", "ArmTimer"]
+    assert first.withdrawal_reason is WithdrawalReason.EXTENDED
+    assert actions[2].record.text == "I want to book a table"
+
+
+def test_a_final_that_only_adds_punctuation_does_not_re_speculate():
+    p = planner()
+    speak(p, 0, "hello there")
+    p.timer_fired(1.2, TimerKind.DEBOUNCE)
+    assert p.final_transcript(1.3, ".") == []
+    assert p.speculation is not None and p.text == "hello there ."
+
+
+def test_resumed_speech_with_new_words_withdraws():
+    p = planner()
+    speak(p, 0, "I want")
+    record = p.timer_fired(1.2, TimerKind.DEBOUNCE)[0].record
+    assert kinds(p.vad_started(1.5)) == ["ArmTimer"]  # resume timer, not yet a withdrawal
+    actions = p.interim_transcript(1.7, "to")
+    assert kinds(actions) == ["CancelTimer", "CancelTimer", "WithdrawSpeculation"]
+    assert record.withdrawal_reason is WithdrawalReason.RESUMED
+    assert p.debounce.state.samples == 1
+
+
+def test_a_noise_blip_without_words_keeps_the_speculation():
+    p = planner()
+    speak(p, 0, "book it")
+    record = p.timer_fired(1.2, TimerKind.DEBOUNCE)[0].record
+    p.vad_started(1.5)
+    assert kinds(p.vad_stopped(1.8)) == ["CancelTimer"]
+    assert p.speculation is record
+    assert kinds(p.commit(2.5))[-2:] == ["AdoptSpeculation", "TurnCommitted"]
+
+
+def test_resumed_speech_that_lasts_withdraws_even_without_words():
+    p = planner(resume_withdraw_secs=0.5)
+    speak(p, 0, "book it")
+    record = p.timer_fired(1.2, TimerKind.DEBOUNCE)[0].record
+    p.vad_started(1.5)
+    actions = p.timer_fired(2.0, TimerKind.RESUME)
+    assert kinds(actions) == ["CancelTimer", "WithdrawSpeculation"]
+    assert record.withdrawal_reason is WithdrawalReason.RESUMED
+
+
+class TogglePolicy(EagerMatchPolicy):
+    verdict = True
+
+    def matches(self, eager: str, final: str) -> bool:
+        return self.verdict
+
+
+def test_mismatch_at_commit_withdraws_and_runs_inference():
+    policy = TogglePolicy()
+    p = SpeculationPlanner(SpeculativeTurnParams(), match_policy=policy)
+    speak(p, 0, "book")
+    record = p.timer_fired(1.2, TimerKind.DEBOUNCE)[0].record
+    assert p.final_transcript(1.3, "a table") == []  # the policy tolerated it then
+    policy.verdict = False
+    actions = p.commit(1.5)
+    assert kinds(actions) == ["CancelTimer", "WithdrawSpeculation", "RunInference", "TurnCommitted"]
+    assert record.withdrawal_reason is WithdrawalReason.MISMATCH
+    assert actions[-1].commit.text == "book a table" and actions[-1].commit.adopted is None
+
+
+def test_tool_call_withdrawal_is_not_counted_and_blocks_the_turn():
+    p = planner()
+    speak(p, 0, "what's the weather")
+    p.timer_fired(1.2, TimerKind.DEBOUNCE)
+    actions = p.speculation_withdrawn_elsewhere(1.4)
+    assert kinds(actions) == ["CancelTimer", "WithdrawSpeculation"]
+    assert actions[-1].record.withdrawal_reason is WithdrawalReason.TOOL_CALL
+    assert p.cancel_rate is None and p.debounce.state.samples == 0
+    p.vad_started(1.5)
+    p.final_transcript(1.6, "in Paris")
+    p.vad_stopped(1.7)
+    assert p.timer_fired(1.9, TimerKind.DEBOUNCE) == []
+    assert kinds(p.commit(2.5)) == ["RunInference", "TurnCommitted"]
+
+
+def test_timeout_withdraws_and_does_not_retry_the_same_text():
+    p = planner(speculation_timeout_secs=1.0)
+    speak(p, 0, "hmm")
+    p.timer_fired(1.2, TimerKind.DEBOUNCE)
+    actions = p.timer_fired(2.2, TimerKind.TIMEOUT)
+    assert kinds(actions) == ["WithdrawSpeculation"]
+    p.vad_started(2.5)
+    p.vad_stopped(2.7)
+    assert p.timer_fired(2.9, TimerKind.DEBOUNCE) == []
+
+
+def test_the_per_turn_cap_and_the_utterance_length_bound_hold():
+    p = planner(max_speculations_per_turn=1)
+    speak(p, 0, "one")
+    assert p.timer_fired(1.2, TimerKind.DEBOUNCE)
+    p.final_transcript(1.3, "two")  # extended: withdraws, cannot start a second
+    assert p.speculation is None
+    long = planner(max_utterance_words=3)
+    speak(long, 0, "one two three four")
+    assert long.timer_fired(1.2, TimerKind.DEBOUNCE) == []
+
+
+def test_turn_end_by_the_watchdog_withdraws_the_open_speculation():
+    p = planner()
+    speak(p, 0, "hello")
+    record = p.timer_fired(1.2, TimerKind.DEBOUNCE)[0].record
+    actions = p.turn_stopped(6.0)
+    assert "WithdrawSpeculation" in kinds(actions)
+    assert record.withdrawal_reason is WithdrawalReason.TURN_ENDED
+    assert p.text == ""
+
+
+def test_stale_timers_are_ignored():
+    p = planner()
+    speak(p, 0, "hello")
+    p.vad_started(1.1)
+    assert p.timer_fired(1.2, TimerKind.DEBOUNCE) == []
+    assert p.timer_fired(1.2, TimerKind.TIMEOUT) == []
+
+
+# ---------------------------------------------------------------- random interleavings
+
+EVENTS = st.sampled_from(
+    ["vad_start", "vad_stop", "interim", "final", "fire", "commit", "elsewhere", "turn_end"]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    script=st.lists(
+        st.tuples(EVENTS, st.floats(0.0, 1.0), st.sampled_from(["a", "b c", "?", " ", "Hello"])),
+        max_size=40,
+    ),
+    delay=st.floats(0.0, 1.0),
+)
+def test_invariants_hold_in_any_interleaving(script, delay):
+    p = planner(
+        debounce=DebounceParams(initial_secs=delay, min_samples=1), max_speculations_per_turn=3
+    )
+    match = NormalizedMatch()
+    now = 0.0
+    speaking = False
+    armed: set[TimerKind] = set()
+    open_record = None
+    seen: set[int] = set()
+    resolved: set[int] = set()
+    starts_this_turn = 0
+    p.turn_started(now)
+
+    def apply(actions, *, committing=False):
+        nonlocal open_record, starts_this_turn
+        commit_outcomes = []
+        for a in actions:
+            if isinstance(a, ArmTimer):
+                armed.add(a.kind)
+            elif isinstance(a, CancelTimer):
+                assert a.kind in armed, "cancelled a timer that was not armed"
+                armed.discard(a.kind)
+            elif isinstance(a, StartSpeculation):
+                assert open_record is None, "two speculations in flight"
+                assert not speaking, "speculated while the user was speaking"
+                assert a.record.text.strip() and a.record.text == p.text
+                assert a.record.id not in seen
+                seen.add(a.record.id)
+                open_record = a.record
+                starts_this_turn += 1
+                assert starts_this_turn <= 3
+            elif isinstance(a, (WithdrawSpeculation, SpeculationAccounted)):
+                assert a.record is open_record and a.record.id not in resolved
+                assert a.record.withdrawal_reason is not None
+                resolved.add(a.record.id)
+                open_record = None
+            elif isinstance(a, AdoptSpeculation):
+                assert committing and a.record.adopted
+                resolved.add(a.record.id)
+                open_record = None
+                commit_outcomes.append(a)
+            elif isinstance(a, RunInference):
+                assert committing
+                commit_outcomes.append(a)
+            elif isinstance(a, TurnCommitted):
+                assert committing
+                if a.commit.adopted is not None:
+                    assert match.matches(a.commit.adopted.text, a.commit.text)
+        if committing:
+            assert len(commit_outcomes) == 1, "a commit must adopt or run inference, exactly once"
+            assert open_record is None
+
+    for event, dt, text in script:
+        now += dt
+        if event == "vad_start" and not speaking:
+            speaking = True
+            apply(p.vad_started(now))
+        elif event == "vad_stop" and speaking:
+            speaking = False
+            apply(p.vad_stopped(now))
+        elif event == "interim":
+            apply(p.interim_transcript(now, text))
+        elif event == "final":
+            apply(p.final_transcript(now, text))
+        elif event == "fire" and armed:
+            kind = sorted(armed, key=lambda k: k.value)[int(dt * 10) % len(armed)]
+            armed.discard(kind)
+            apply(p.timer_fired(now, kind))
+        elif event == "commit" and not speaking:
+            apply(p.commit(now), committing=True)
+        elif event == "elsewhere":
+            apply(p.speculation_withdrawn_elsewhere(now))
+        elif event == "turn_end" and not speaking:
+            apply(p.turn_stopped(now))
+            assert open_record is None and not armed
+            starts_this_turn = 0
+            p.turn_started(now)
+        assert (open_record is None) == (p.speculation is None)
+
+    withdrawn = sum(p.withdrawn.values())
+    assert p.started == p.adopted + withdrawn + (1 if open_record else 0)
+    apply(p.turn_stopped(now + 1))
+    assert open_record is None and not armed
