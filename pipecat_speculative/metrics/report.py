@@ -123,6 +123,7 @@ class TimingReport:
             wasted_completion = sum(s.wasted_completion_tokens for s in self.sessions)
             wasted_chars = sum(s.wasted_tts_characters for s in self.sessions)
             watchdog = sum(s.playback_watchdog_fired for s in self.sessions)
+            unreported = sum(s.withdrawn_without_usage for s in self.sessions)
         else:
             specs = [s for t in self.turns for s in t.speculations]
             started = len(specs)
@@ -135,6 +136,7 @@ class TimingReport:
             wasted_completion = sum(t.wasted_completion_tokens for t in self.turns)
             wasted_chars = sum(t.wasted_tts_characters for t in self.turns)
             watchdog = sum(1 for t in self.turns if t.playback_watchdog_fired)
+            unreported = sum(t.withdrawn_without_usage for t in self.turns)
         counted = adopted + withdrawn - tool_calls
         return {
             "started": started,
@@ -146,6 +148,7 @@ class TimingReport:
             "wasted_prompt_tokens": wasted_prompt,
             "wasted_completion_tokens": wasted_completion,
             "wasted_tts_characters": wasted_chars,
+            "withdrawn_without_usage": unreported,
             "playback_watchdog_fired": watchdog,
             "unanswered_turns": sum(1 for t in self.turns if t.answers == 0),
             "multi_answer_turns": sum(1 for t in self.turns if t.answers > 1),
@@ -233,6 +236,7 @@ def print_report(report: TimingReport, console: Console | None = None):
         "wasted tokens (prompt+completion)",
         f"{totals['wasted_prompt_tokens']}+{totals['wasted_completion_tokens']}",
     )
+    spec.add_row("withdrawals with no usage reported", str(totals["withdrawn_without_usage"]))
     spec.add_row("wasted TTS characters", str(totals["wasted_tts_characters"]))
     spec.add_row("unanswered turns", str(totals["unanswered_turns"]))
     spec.add_row("turns answered more than once", str(totals["multi_answer_turns"]))

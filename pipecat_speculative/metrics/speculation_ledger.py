@@ -100,9 +100,10 @@ class SpeculationLedger:
         """A bogus cancellation TTFB was ignored."""
         self._summary.ignored_ttfb += 1
 
-    def turn_completed(self, *, answers: int, watchdog_fired: bool):
+    def turn_completed(self, *, answers: int, watchdog_fired: bool, withdrawn_without_usage: int):
         """A turn record was closed."""
         self._summary.turns += 1
+        self._summary.withdrawn_without_usage += withdrawn_without_usage
         if answers > 0:
             self._summary.answered_turns += 1
         if answers > 1:

@@ -181,6 +181,8 @@ class TurnRecord:
         wasted_prompt_tokens: Prompt tokens reported for withdrawn speculations.
         wasted_completion_tokens: Completion tokens reported for withdrawn speculations.
         wasted_tts_characters: TTS characters reported for withdrawn speculations.
+        withdrawn_without_usage: Withdrawn speculations the LLM reported no usage for (an OpenAI
+            stream cancelled before its final chunk): their waste is unknown, not 0.
         prompt_tokens: Prompt tokens of the answer's inference(s).
         completion_tokens: Completion tokens of the answer's inference(s).
         tts_characters: TTS characters of the answer.
@@ -214,6 +216,7 @@ class TurnRecord:
     wasted_prompt_tokens: int = 0
     wasted_completion_tokens: int = 0
     wasted_tts_characters: int = 0
+    withdrawn_without_usage: int = 0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     tts_characters: int | None = None
@@ -319,6 +322,7 @@ class SessionSummary:
         wasted_prompt_tokens: Prompt tokens reported for withdrawn speculations.
         wasted_completion_tokens: Completion tokens reported for withdrawn speculations.
         wasted_tts_characters: TTS characters reported for withdrawn speculations.
+        withdrawn_without_usage: Withdrawn speculations of closed turns with no usage reported.
         ignored_ttfb: Bogus cancellation TTFBs ignored.
         playback_watchdog_fired: Turns closed by the playback watchdog.
         late_answers: Answers whose audio reached the output after their turn was closed.
@@ -343,6 +347,7 @@ class SessionSummary:
     wasted_prompt_tokens: int = 0
     wasted_completion_tokens: int = 0
     wasted_tts_characters: int = 0
+    withdrawn_without_usage: int = 0
     ignored_ttfb: int = 0
     playback_watchdog_fired: int = 0
     late_answers: int = 0

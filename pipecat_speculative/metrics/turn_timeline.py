@@ -839,7 +839,9 @@ class TurnTimingTracker:
             watchdog_waited=watchdog_waited,
         )
         self._ledger.turn_completed(
-            answers=record.answers, watchdog_fired=record.playback_watchdog_fired
+            answers=record.answers,
+            watchdog_fired=record.playback_watchdog_fired,
+            withdrawn_without_usage=record.withdrawn_without_usage,
         )
         # Inferences of a closed turn no longer wait for the LLM.
         self._awaiting_llm = [i for i in self._awaiting_llm if i.turn is not turn]
@@ -930,7 +932,7 @@ def _build_record(
     }
 
     speculations: list[SpeculationEntry] = []
-    wasted = {"prompt": 0, "completion": 0, "chars": 0}
+    wasted = {"prompt": 0, "completion": 0, "chars": 0, "unreported": 0}
     for inference in turn.inferences:
         if not inference.speculative:
             continue
@@ -969,6 +971,8 @@ def _build_record(
             )
         )
         if inference.withdrawn:
+            if inference.prompt_tokens is None:
+                wasted["unreported"] += 1
             wasted["prompt"] += inference.prompt_tokens or 0
             wasted["completion"] += inference.completion_tokens or 0
             wasted["chars"] += inference.tts_characters or 0
@@ -999,6 +1003,7 @@ def _build_record(
         wasted_prompt_tokens=wasted["prompt"],
         wasted_completion_tokens=wasted["completion"],
         wasted_tts_characters=wasted["chars"],
+        withdrawn_without_usage=wasted["unreported"],
         prompt_tokens=total([i.prompt_tokens for i in live]),
         completion_tokens=total([i.completion_tokens for i in live]),
         tts_characters=total([i.tts_characters for i in live]),

@@ -70,10 +70,15 @@ def format_turn_line(record: TurnRecord) -> str:
         withdrawn = f"{record.speculations_withdrawn} withdrawn"
         if reasons:
             withdrawn += f" ({', '.join(reasons)})"
+        unreported = (
+            f" ({record.withdrawn_without_usage} unreported)"
+            if record.withdrawn_without_usage
+            else ""
+        )
         parts.append(
             f"speculations {record.speculations_started}: {record.speculations_adopted} adopted, "
             f"{withdrawn}, wasted {record.wasted_prompt_tokens}+{record.wasted_completion_tokens} "
-            f"tokens {record.wasted_tts_characters} chars"
+            f"tokens{unreported} {record.wasted_tts_characters} chars"
         )
     parts.append(f"answers {record.answers}")
     if record.clamped:

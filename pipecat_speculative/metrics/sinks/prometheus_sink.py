@@ -14,6 +14,7 @@ name                                                   type       labels / meani
 ``speculations_resolved_total``                        counter    ``outcome``, ``reason``
 ``wasted_tokens_total``                                counter    ``kind``: prompt / completion
 ``wasted_tts_characters_total``                        counter    TTS characters of withdrawn work
+``withdrawn_without_usage_total``                      counter    withdrawals with no usage reported
 ``ignored_ttfb_total``                                 counter    bogus cancellation TTFBs ignored
 ``playback_watchdog_total``                            counter    turns closed by the watchdog
 ``alerts_total``                                       counter    ``kind``
@@ -82,6 +83,7 @@ _SUMMARY_COUNTERS = (
     "wasted_prompt_tokens",
     "wasted_completion_tokens",
     "wasted_tts_characters",
+    "withdrawn_without_usage",
     "ignored_ttfb",
     "playback_watchdog_fired",
     "late_answers",
@@ -157,6 +159,12 @@ class PrometheusSink(BaseTurnTimingSink):
             "wasted_tts_characters": Counter(
                 "wasted_tts_characters",
                 "TTS characters reported for withdrawn speculations",
+                namespace=namespace,
+                registry=r,
+            ),
+            "withdrawn_without_usage": Counter(
+                "withdrawn_without_usage",
+                "Withdrawn speculations the LLM reported no usage for (waste unknown)",
                 namespace=namespace,
                 registry=r,
             ),
