@@ -10,9 +10,13 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     EagerEndOfTurnCancelFrame,
+    EagerTranscriptionFrame,
     EndFrame,
     LLMContextFrame,
     MetricsFrame,
+    ProposedUserStartedSpeakingFrame,
+    ProposedUserStoppedSpeakingFrame,
+    TranscriptionFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
     UserStoppedSpeakingFrame,
@@ -29,9 +33,16 @@ from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregator
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMUserAggregator,
+    LLMUserAggregatorParams,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
+    SpeechTimeoutUserTurnStopStrategy,
+)
+from pipecat.turns.user_turn_strategies import EagerUserTurnStrategies, UserTurnStrategies
 
 from pipecat_speculative.metrics import (
     RAG_DONE,
@@ -348,6 +359,92 @@ async def test_a_real_pipeline_turn_agrees_with_pipecats_latency_observer():
     assert record.answers == 1
     assert (record.prompt_tokens, record.completion_tokens) == (100, 7)
     assert record.tts_characters is not None and record.tts_characters > 0
+
+
+async def test_with_pipecats_user_aggregator_each_turn_is_measured_once():
+    aggregator = LLMUserAggregator(
+        LLMContext(),
+        params=LLMUserAggregatorParams(
+            user_turn_strategies=UserTurnStrategies(
+                stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)]
+            )
+        ),
+    )
+    timing = TurnTimingObserver(output_types=(FakeOutput,), log=False)
+    recorded = record_events(timing)
+    latency = UserBotLatencyObserver()
+    measured: list[float] = []
+
+    @latency.event_handler("on_latency_measured")
+    async def on_latency(observer, secs):
+        measured.append(secs)
+
+    await run_test(
+        Pipeline([aggregator, FakeLLM(), FakeTTS(), FakeOutput()]),
+        frames_to_send=[
+            VADUserStartedSpeakingFrame(),
+            SleepFrame(sleep=0.05),
+            TranscriptionFrame("what time is it", "user", "t", finalized=True),
+            SleepFrame(sleep=0.05),
+            VADUserStoppedSpeakingFrame(stop_secs=0.2, timestamp=time.time()),
+            SleepFrame(sleep=0.8),  # 0.3 s speech timeout, then the answer
+            BotStartedSpeakingFrame(),
+            SleepFrame(sleep=0.1),
+            BotStoppedSpeakingFrame(),
+        ],
+        observers=[timing, latency],
+        pipeline_params=METRICS,
+    )
+    (record,) = recorded.records
+    (secs,) = measured
+    assert record.stages_ms["total"] == pytest.approx(secs * 1000, abs=10.0)
+    assert record.stages_ms["turn_detection"] >= 500  # 0.2 s of VAD silence + 0.3 s timeout
+    assert (record.user_text, record.answers, record.speculations_started) == (
+        "what time is it",
+        1,
+        0,
+    )
+
+
+async def test_pipecats_own_flux_eager_path_is_measured_from_frames_alone():
+    aggregator = LLMUserAggregator(
+        LLMContext(), params=LLMUserAggregatorParams(user_turn_strategies=EagerUserTurnStrategies())
+    )
+    timing = TurnTimingObserver(output_types=(FakeOutput,), log=False)
+    recorded = record_events(timing)
+    await run_test(
+        Pipeline(
+            [aggregator, FakeLLM([LLMScript(ttfb_secs=0.3), LLMScript()]), FakeTTS(), FakeOutput()]
+        ),
+        frames_to_send=[
+            ProposedUserStartedSpeakingFrame(),
+            SleepFrame(sleep=0.05),
+            EagerTranscriptionFrame("what time", "user", "t"),
+            SleepFrame(sleep=0.1),
+            EagerEndOfTurnCancelFrame(),  # Flux: TurnResumed
+            SleepFrame(sleep=0.05),
+            EagerTranscriptionFrame("what time is it", "user", "t"),
+            SleepFrame(sleep=0.2),
+            TranscriptionFrame("What time is it?", "user", "t", finalized=True),
+            ProposedUserStoppedSpeakingFrame(),
+            SleepFrame(sleep=0.3),
+            BotStartedSpeakingFrame(),
+            SleepFrame(sleep=0.1),
+            BotStoppedSpeakingFrame(),
+        ],
+        observers=[timing],
+        pipeline_params=METRICS,
+    )
+    (record,) = recorded.records
+    assert record.anchor == "commit"  # no VAD in this pipeline: no t0, and no guess at one
+    assert record.stages_ms["total"] is None
+    assert [(s.outcome, s.text) for s in record.speculations] == [
+        ("withdrawn", "what time"),
+        ("adopted", "what time is it"),
+    ]
+    assert record.speculations[0].ignored_ttfb_ms is not None
+    assert record.speculative is True
+    assert record.answers == 1
 
 
 async def test_a_held_speculation_is_timed_from_its_start_in_a_real_pipeline():

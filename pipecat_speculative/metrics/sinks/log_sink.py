@@ -82,7 +82,7 @@ def format_turn_line(record: TurnRecord) -> str:
         )
     parts.append(f"answers {record.answers}")
     if record.clamped:
-        parts.append(f"clamped {', '.join(sorted(record.clamped))}")
+        parts.append(f"{len(record.clamped)} values before the anchor clamped to 0")
     return " | ".join(parts)
 
 
