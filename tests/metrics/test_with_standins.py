@@ -77,3 +77,39 @@ async def test_a_cancelled_openai_speculation_is_accounted_and_its_bogus_ttfb_ig
     assert record.stages_ms["llm_first_token"] >= 400
     assert record.prompt_tokens is not None and record.completion_tokens
     assert record.answers == 1
+
+
+async def test_an_ordinary_turn_through_real_openai_and_elevenlabs_services_is_fully_timed(
+    standin_openai_llm, standin_elevenlabs_tts
+):
+    timing = TurnTimingObserver(output_types=(FakeOutput,), log=False)
+    recorded = record_events(timing)
+    await run_test(
+        Pipeline([standin_openai_llm, standin_elevenlabs_tts, FakeOutput()]),
+        frames_to_send=[
+            VADUserStoppedSpeakingFrame(stop_secs=0.2, timestamp=time.time()),
+            UserStoppedSpeakingFrame(),
+            context("what is the weather like"),
+            SleepFrame(sleep=1.5),
+            BotStartedSpeakingFrame(),
+            BotStoppedSpeakingFrame(),
+        ],
+        observers=[timing],
+        pipeline_params=PipelineParams(enable_metrics=True, enable_usage_metrics=True),
+    )
+    (record,) = recorded.records
+    chain = [
+        "vad_stop",
+        "commit",
+        "llm_request",
+        "llm_first_token",
+        "first_sentence",
+        "tts_request",
+        "tts_first_audio",
+        "bot_started_speaking",
+    ]
+    moments = [record.moments_ms[m] for m in chain]
+    assert None not in moments, dict(zip(chain, moments, strict=True))
+    assert moments == sorted(moments)
+    assert record.answers == 1
+    assert record.prompt_tokens and record.tts_characters
