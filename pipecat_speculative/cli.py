@@ -39,6 +39,25 @@ def report(
     run_report(file, png=png)
 
 
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("out"),
+    scenario: Annotated[
+        str, typer.Option("--scenario", help="Built-in scenario name or a scenario YAML file.")
+    ] = "reference_conversation",
+    profile: Annotated[
+        Path | None,
+        typer.Option("--profile", exists=True, dir_okay=False, help="Latency profile file."),
+    ] = None,
+):
+    """Run the speculative bot offline on the built-in conversation; print waterfalls."""
+    import asyncio
+
+    from pipecat_speculative.demo import run_demo
+
+    asyncio.run(run_demo(out_dir=out, scenario=scenario, profile_path=profile))
+
+
 def main():
     """Entry point of the ``pipecat-speculative`` script."""
     app()

@@ -1,0 +1,400 @@
+"""The one place a bot pipeline is assembled: the demo, the bench and the ready-made bot share it.
+
+A bot here is the cascade of ``docs/design.md``: STT → user aggregator (VAD + turn strategy) → LLM
+→ TTS → output, timed by one :class:`~pipecat_speculative.metrics.TurnTimingObserver`. Three
+kinds of turn handling can be built with everything else equal, so they can be compared on the
+same audio and the same services:
+
+- ``stock``: Pipecat 1.14 defaults. Silero VAD (``stop_secs`` 0.2) and a 0.6 s speech timeout,
+  no speculation, plain ``OpenAILLMService``.
+- ``eager_flux``: Pipecat's own speculation. Deepgram Flux with ``enable_eager_end_of_turn``; the
+  turn strategies Flux recommends decide (the local VAD only timestamps the end of speech).
+- ``speculative``: this plugin. Deepgram Nova + Silero VAD, the
+  :class:`~pipecat_speculative.turns.speculative_user_turn_stop_strategy.SpeculativeUserTurnStopStrategy`
+  (adaptive debounce, free-patience commit) and
+  :class:`~pipecat_speculative.services.openai_llm_service.SpeculativeOpenAILLMService`.
+
+The transports are the caller's: a real one in the bot, a scenario microphone and a paced
+recorder in the demo and the bench. Services are the real Pipecat services (the real openai,
+deepgram-sdk and websockets clients), pointed at whatever :class:`ServiceEndpoints` says: the
+loopback stand-ins offline, the real APIs in production.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from loguru import logger
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMAssistantAggregator,
+    LLMContextAggregatorPair,
+    LLMUserAggregator,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.services.deepgram.flux.stt import DeepgramFluxSTTService
+from pipecat.services.deepgram.stt import DeepgramSTTService
+from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
+from pipecat.services.llm_service import LLMService
+from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.services.stt_service import STTService
+from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
+    SpeechTimeoutUserTurnStopStrategy,
+)
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from pipecat_speculative.metrics.sinks.base_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
+from pipecat_speculative.services.openai_llm_service import SpeculativeOpenAILLMService
+from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
+from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
+    SpeculativeUserTurnStopStrategy,
+)
+
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "BotPipeline",
+    "BotPipelineConfig",
+    "ServiceEndpoints",
+    "SystemKind",
+    "build_bot_pipeline",
+]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful voice assistant. Answer in short spoken sentences, without lists or "
+    "markdown, because your reply is read aloud."
+)
+"""System prompt of the built bot when the config gives none."""
+
+
+class SystemKind(StrEnum):
+    """How user turns are handled; see the module docstring."""
+
+    STOCK = "stock"
+    EAGER_FLUX = "eager_flux"
+    SPECULATIVE = "speculative"
+
+
+@dataclass(frozen=True)
+class ServiceEndpoints:
+    """Where the services are and the keys they take.
+
+    Defaults are the real services; :meth:`for_standins` points everything at loopback stand-ins.
+
+    Parameters:
+        openai_base_url: OpenAI-compatible base URL (ending in ``/v1``); None is api.openai.com.
+        openai_api_key: OpenAI key.
+        deepgram_base_url: Deepgram listen v1 base URL (``http(s)://``; the SDK derives ws).
+            None is Deepgram's.
+        deepgram_flux_url: Deepgram Flux WebSocket URL (``.../v2/listen``); None is Deepgram's.
+        deepgram_api_key: Deepgram key.
+        elevenlabs_ws_url: ElevenLabs WebSocket base URL; None is ElevenLabs'.
+        elevenlabs_api_key: ElevenLabs key.
+    """
+
+    openai_base_url: str | None = None
+    openai_api_key: str = ""
+    deepgram_base_url: str | None = None
+    deepgram_flux_url: str | None = None
+    deepgram_api_key: str = ""
+    elevenlabs_ws_url: str | None = None
+    elevenlabs_api_key: str = ""
+
+    @classmethod
+    def for_standins(
+        cls, *, openai: Any, deepgram: Any, elevenlabs: Any, api_key: str = "standin"
+    ) -> ServiceEndpoints:
+        """Endpoints of started stand-ins (``OpenAIStandin``, ``DeepgramStandin``, ...).
+
+        Args:
+            openai: The OpenAI stand-in.
+            deepgram: The Deepgram stand-in (serves both listen v1 and Flux).
+            elevenlabs: The ElevenLabs stand-in.
+            api_key: The key presented to every stand-in (they accept any non-empty key).
+        """
+        return cls(
+            openai_base_url=f"{openai.base_url}/v1",
+            openai_api_key=api_key,
+            deepgram_base_url=deepgram.base_url,
+            deepgram_flux_url=deepgram.flux_url,
+            deepgram_api_key=api_key,
+            elevenlabs_ws_url=elevenlabs.ws_url,
+            elevenlabs_api_key=api_key,
+        )
+
+
+@dataclass
+class BotPipelineConfig:
+    """What to build.
+
+    Parameters:
+        system: Turn handling (``stock``, ``eager_flux`` or ``speculative``).
+        endpoints: Service addresses and keys.
+        warm: Warm connections before the first turn when the warm services are available
+            (see :attr:`BotPipeline.warm_available`); off measures the cold first turn.
+        vad_stop_secs: Silero ``stop_secs``. 0.2 s is Pipecat's default and the reference's.
+        stock_speech_timeout_secs: The speech timeout of the ``stock`` system (Pipecat's 0.6 s).
+        speculative_params: Bounds of the speculative strategy; its defaults when None.
+        llm_model: Model name sent to the OpenAI API.
+        tts_voice: ElevenLabs voice id.
+        sample_rate: Audio sample rate of STT input and TTS output (16 kHz, like the stand-ins
+            and telephony-grade transports).
+        system_prompt: The LLM's system message.
+        session_id: Id written in every turn record; random when None.
+        deepgram_tag: Deepgram request tag (the stand-in picks a session's script by it).
+        sinks: Turn timing sinks (JSONL, Prometheus, ...).
+        log_turns: Log one line per turn from the observer.
+        user_turn_stop_timeout_secs: The user aggregator's watchdog: a turn with no stop after
+            this long is stopped anyway, so a lost commit cannot leave the bot silent.
+    """
+
+    system: SystemKind | str = SystemKind.SPECULATIVE
+    endpoints: ServiceEndpoints = field(default_factory=ServiceEndpoints)
+    warm: bool = True
+    vad_stop_secs: float = 0.2
+    stock_speech_timeout_secs: float = 0.6
+    speculative_params: SpeculativeTurnParams | None = None
+    llm_model: str = "gpt-4o-mini"
+    tts_voice: str = "standin"
+    sample_rate: int = 16000
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    session_id: str | None = None
+    deepgram_tag: str | None = None
+    sinks: Sequence[BaseTurnTimingSink] = ()
+    log_turns: bool = True
+    user_turn_stop_timeout_secs: float = 5.0
+
+    def __post_init__(self):
+        self.system = SystemKind(self.system)
+
+
+@dataclass
+class BotPipeline:
+    """The assembled pieces of one bot session.
+
+    Parameters:
+        config: What was built.
+        pipeline: ``[input, stt, user aggregator, llm, tts, output, assistant aggregator, *after]``.
+        stt: The STT service.
+        user_aggregator: The user aggregator (VAD and turn strategies live in it).
+        llm: The LLM service.
+        tts: The TTS service.
+        assistant_aggregator: The assistant aggregator.
+        context: The shared LLM context.
+        observer: The turn timing observer: the only stopwatch.
+        strategy: The speculative strategy (``speculative`` only).
+        warm_available: Whether warm services were found and used (``config.warm``).
+    """
+
+    config: BotPipelineConfig
+    pipeline: Pipeline
+    stt: STTService
+    user_aggregator: LLMUserAggregator
+    llm: LLMService
+    tts: ElevenLabsTTSService
+    assistant_aggregator: LLMAssistantAggregator
+    context: LLMContext
+    observer: TurnTimingObserver
+    strategy: SpeculativeUserTurnStopStrategy | None = None
+    warm_available: bool = False
+
+    def create_worker(self, **kwargs: Any) -> PipelineWorker:
+        """A worker for the pipeline with metrics on and the observer installed.
+
+        Args:
+            **kwargs: Extra ``PipelineWorker`` arguments (``idle_timeout_secs``, ...).
+        """
+        observers = [self.observer, *kwargs.pop("observers", [])]
+        kwargs.setdefault("cancel_on_idle_timeout", False)
+        return PipelineWorker(
+            self.pipeline,
+            params=PipelineParams(
+                enable_metrics=True,
+                enable_usage_metrics=True,
+                audio_in_sample_rate=self.config.sample_rate,
+                audio_out_sample_rate=self.config.sample_rate,
+            ),
+            observers=observers,
+            **kwargs,
+        )
+
+    async def close(self):
+        """Close what the services leave open (the OpenAI HTTP pool)."""
+        client = getattr(self.llm, "_client", None)
+        if client is not None:
+            await client.close()
+
+
+def _build_stt(config: BotPipelineConfig) -> STTService:
+    ep = config.endpoints
+    if config.system == SystemKind.EAGER_FLUX:
+        kwargs: dict[str, Any] = {}
+        if ep.deepgram_flux_url:
+            kwargs["url"] = ep.deepgram_flux_url
+        if config.deepgram_tag:
+            kwargs["tag"] = [config.deepgram_tag]
+        return DeepgramFluxSTTService(
+            api_key=ep.deepgram_api_key,
+            sample_rate=config.sample_rate,
+            enable_eager_end_of_turn=True,
+            **kwargs,
+        )
+    kwargs = {}
+    if ep.deepgram_base_url:
+        kwargs["base_url"] = ep.deepgram_base_url
+    if config.deepgram_tag:
+        kwargs["tag"] = config.deepgram_tag
+    return DeepgramSTTService(api_key=ep.deepgram_api_key, sample_rate=config.sample_rate, **kwargs)
+
+
+def _build_llm(config: BotPipelineConfig) -> LLMService:
+    ep = config.endpoints
+    cls = (
+        SpeculativeOpenAILLMService if config.system == SystemKind.SPECULATIVE else OpenAILLMService
+    )
+    kwargs: dict[str, Any] = {}
+    if ep.openai_base_url:
+        kwargs["base_url"] = ep.openai_base_url
+    return cls(
+        api_key=ep.openai_api_key,
+        settings=OpenAILLMService.Settings(
+            model=config.llm_model, system_instruction=config.system_prompt
+        ),
+        **kwargs,
+    )
+
+
+def _build_tts(config: BotPipelineConfig) -> ElevenLabsTTSService:
+    ep = config.endpoints
+    kwargs: dict[str, Any] = {}
+    if ep.elevenlabs_ws_url:
+        kwargs["url"] = ep.elevenlabs_ws_url
+    return ElevenLabsTTSService(
+        api_key=ep.elevenlabs_api_key,
+        sample_rate=config.sample_rate,
+        settings=ElevenLabsTTSService.Settings(voice=config.tts_voice),
+        **kwargs,
+    )
+
+
+def _user_params(
+    config: BotPipelineConfig, strategy: SpeculativeUserTurnStopStrategy | None
+) -> LLMUserAggregatorParams:
+    vad = SileroVADAnalyzer(params=VADParams(stop_secs=config.vad_stop_secs))
+    if config.system == SystemKind.EAGER_FLUX:
+        # No user strategies: the ones Flux recommends (eager end of turn) apply. The VAD only
+        # timestamps the real end of speech for the observer.
+        return LLMUserAggregatorParams(
+            vad_analyzer=vad, user_turn_stop_timeout=config.user_turn_stop_timeout_secs
+        )
+    if config.system == SystemKind.STOCK:
+        stop: list[Any] = [
+            SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=config.stock_speech_timeout_secs)
+        ]
+    else:
+        assert strategy is not None
+        stop = [strategy]
+    return LLMUserAggregatorParams(
+        user_turn_strategies=UserTurnStrategies(stop=stop),
+        vad_analyzer=vad,
+        user_turn_stop_timeout=config.user_turn_stop_timeout_secs,
+    )
+
+
+def _warm_services_module() -> Any | None:
+    """The warm services of ``pipecat_speculative.services``, when that module exists."""
+    try:
+        import importlib
+
+        return importlib.import_module("pipecat_speculative.services.warm")
+    except ImportError:
+        return None
+
+
+def build_bot_pipeline(
+    config: BotPipelineConfig,
+    *,
+    transport_input: FrameProcessor,
+    transport_output: FrameProcessor,
+    after_output: Sequence[FrameProcessor] = (),
+) -> BotPipeline:
+    """Assemble a bot pipeline.
+
+    Args:
+        config: What to build.
+        transport_input: The input transport (microphone side) the caller owns.
+        transport_output: The output transport (speaker side) the caller owns.
+        after_output: Processors placed right after the output (an ``AudioBufferProcessor``
+            records both sides there).
+
+    Returns:
+        The pieces; run ``result.create_worker()`` and call ``result.close()`` after it ended.
+    """
+    started = time.monotonic()
+    strategy: SpeculativeUserTurnStopStrategy | None = None
+    if config.system == SystemKind.SPECULATIVE:
+        strategy = SpeculativeUserTurnStopStrategy(params=config.speculative_params)
+
+    stt = _build_stt(config)
+    llm = _build_llm(config)
+    tts = _build_tts(config)
+    context = LLMContext()
+    aggregators = LLMContextAggregatorPair(context, user_params=_user_params(config, strategy))
+    user_aggregator, assistant_aggregator = aggregators.user(), aggregators.assistant()
+
+    observer = TurnTimingObserver(
+        sinks=list(config.sinks), log=config.log_turns, session_id=config.session_id
+    )
+    if strategy is not None:
+        observer.attach(strategy)
+        speculative = strategy
+
+        @observer.event_handler("on_answer_readiness")
+        async def _on_answer_readiness(_observer, secs: float):
+            speculative.observe_answer_readiness(secs)
+
+    warm_available = False
+    if config.warm and _warm_services_module() is not None:
+        # The warm services module is built in parallel (issue 5); until it lands the flag
+        # is accepted and the connections warm up on first use.
+        warm_available = True
+
+    pipeline = Pipeline(
+        [
+            transport_input,
+            stt,
+            user_aggregator,
+            llm,
+            tts,
+            transport_output,
+            assistant_aggregator,
+            *after_output,
+        ]
+    )
+    logger.debug(
+        f"built a {config.system.value} bot pipeline in "
+        f"{(time.monotonic() - started) * 1000:.0f} ms (warm {config.warm}, "
+        f"warm services {'found' if warm_available else 'absent'})"
+    )
+    return BotPipeline(
+        config=config,
+        pipeline=pipeline,
+        stt=stt,
+        user_aggregator=user_aggregator,
+        llm=llm,
+        tts=tts,
+        assistant_aggregator=assistant_aggregator,
+        context=context,
+        observer=observer,
+        strategy=strategy,
+        warm_available=warm_available,
+    )
