@@ -66,6 +66,9 @@ RagEvent = Literal["start", "done", "skip"]
 
 _TOOL_CALL = "tool_call"
 
+# Strategy reports kept while waiting for the frames they describe.
+_MAX_PENDING_REPORTS = 32
+
 
 @dataclass(frozen=True)
 class TurnCompleted:
@@ -843,10 +846,17 @@ class TurnTimingTracker:
             watchdog_fired=record.playback_watchdog_fired,
             withdrawn_without_usage=record.withdrawn_without_usage,
         )
-        # Inferences of a closed turn no longer wait for the LLM.
+        # Inferences of a closed turn no longer wait for the LLM, nor for strategy reports.
         self._awaiting_llm = [i for i in self._awaiting_llm if i.turn is not turn]
         for inference in turn.inferences:
             self._inferences.pop(inference.key, None)
+            if inference.strategy_id is not None:
+                self._by_strategy_id.pop(inference.strategy_id, None)
+        # Reports the frames never matched (a strategy whose speculations were not observed)
+        # must not pile up over a long session.
+        del self._pending_strategy[:-_MAX_PENDING_REPORTS]
+        while len(self._pending_reasons) > _MAX_PENDING_REPORTS:
+            del self._pending_reasons[next(iter(self._pending_reasons))]
         self._events.append(TurnCompleted(record=record, summary=self._ledger.summary()))
 
 

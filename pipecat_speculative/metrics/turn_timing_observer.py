@@ -294,6 +294,9 @@ class TurnTimingObserver(BaseObserver):
         if isinstance(frame, TTSAudioRawFrame) and isinstance(data.destination, self._output_types):
             self._tracker.audio_delivered(at, context_id=frame.context_id, secs=_audio_secs(frame))
             self._ensure_watchdog()
+            if not data.first_push:
+                await self._dispatch()
+                return
 
         if (
             isinstance(frame, (EndFrame, CancelFrame))

@@ -245,3 +245,25 @@ def test_the_grafana_dashboard_only_queries_metrics_the_sink_exposes():
     for fam in fams.values():
         known |= {f"{fam.name}{suffix}" for suffix in ("_total", "_bucket", "_sum", "_count")}
     assert used and used <= known, used - known
+
+
+def test_otel_sink_adopts_the_pipelines_tracing_context_only_when_tracing_is_on(spans):
+    from types import SimpleNamespace
+
+    provider, _ = spans
+    context = TracingContext()
+    records, summary = speculative_session()
+    off = OTelSink(tracer_provider=provider)
+    off.on_pipeline_setup(SimpleNamespace(enable_tracing=False, tracing_context=context))
+    on = OTelSink(tracer_provider=provider)
+    on.on_pipeline_setup(SimpleNamespace(enable_tracing=True, tracing_context=context))
+    tracer = provider.get_tracer("test")
+    conversation = tracer.start_span("conversation")
+    context.set_conversation_context(conversation.get_span_context(), "conv-2")
+    off.on_turn(records[0], summary)
+    on.on_turn(records[0], summary)
+    conversation.end()
+    _, exporter = spans
+    parents = [s.parent for s in exporter.get_finished_spans() if s.name == "turn_timing"]
+    assert parents[0] is None
+    assert parents[1].span_id == conversation.get_span_context().span_id

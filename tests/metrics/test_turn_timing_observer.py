@@ -79,7 +79,6 @@ def audio(context_id: str, secs: float = 0.5) -> TTSAudioRawFrame:
 
 async def scripted_ordinary_turn(s: Script, *, hops: bool = False):
     """The tracker test's ordinary turn, as frames. ``hops`` repeats every frame at later hops."""
-    s.observer.add_event_handler  # noqa: B018 - the events are registered
     await s.push(0, VADUserStartedSpeakingFrame())
     await s.vad_stop(1200, seen_ms=1203)
     await s.push(1800, UserStoppedSpeakingFrame())
