@@ -108,8 +108,8 @@ class AnswerReadiness:
     streaming TTS) + ``tts_first_audio_secs``. The LLM part is this inference's own, from its
     context push (queueing included) to its real first token. The other two are this inference's
     own when its text reached the TTS before it was resolved (speculative TTS); otherwise they are
-    the session's latest measured values (``own_tts`` False), because under stock Pipecat a
-    speculation's text does not reach the TTS before the commit.
+    the session's latest values measured on answers whose text was not held (``own_tts`` False),
+    because under stock Pipecat a speculation's text does not reach the TTS before the commit.
 
     Parameters:
         index: Session-wide index of the speculation.
@@ -530,8 +530,15 @@ class TurnTimingTracker:
         if inference is None or inference.first_sentence_at is not None:
             return
         inference.first_sentence_at = at
-        if not inference.speculative and inference.first_token_at is not None:
-            self._recent_first_sentence_secs = max(0.0, at - inference.first_token_at)
+        first_token = inference.first_token_at
+        if first_token is None:
+            return
+        # A response the gate held from before the commit reaches the TTS all at once at the
+        # release: its first-token-to-sentence time is the hold, not the aggregation. Any other
+        # (ordinary, not held, or text let through before the commit) measures the aggregation.
+        held = inference.adopted_at is not None and first_token < inference.adopted_at
+        if not held:
+            self._recent_first_sentence_secs = max(0.0, at - first_token)
 
     def tts_started(self, at: float, *, context_id: str | None):
         """The TTS opened an audio context (``TTSStartedFrame``)."""

@@ -126,9 +126,10 @@ class TurnTimingObserver(BaseObserver):
       first audio would have been ready: its own start → first token (LLM queueing included), plus
       the first-sentence aggregation time, plus TTS request → first audio. The last two are the
       inference's own when its text reached the TTS before it was resolved (speculative TTS),
-      otherwise the latest values measured in the session on ordinary answers. Not emitted before
-      the session has a TTS first-audio measurement. This is what a "free patience" commit rule
-      can wait for: committing earlier than that does not make the answer any sooner.
+      otherwise the session's latest values measured on answers whose text the speculation gate
+      did not hold (a held answer's first sentence is the hold). Not emitted before the session
+      has a TTS first-audio measurement. This is what a "free patience" commit rule can wait
+      for: committing earlier than that does not make the answer any sooner.
       :attr:`last_answer_readiness` has the breakdown.
 
     Example::

@@ -227,6 +227,35 @@ def test_answer_readiness_uses_the_speculations_own_first_token_and_the_sessions
     assert r.own_tts is False
 
 
+def test_a_held_answers_first_sentence_is_not_taken_as_the_aggregation_time():
+    t = TurnTimingTracker(session_id="s")
+
+    def speculative_turn(base: float, key: int, *, first_token: float, commit: float):
+        t.speech_started(base)
+        t.vad_stopped(base + 1.2, stop_secs=0.2)
+        t.inference_started(base + 1.4, key=key, speculative=True, text="q")
+        t.llm_processing_started(base + 1.41, llm="llm", key=key)
+        t.llm_ttfb(base + first_token, llm="llm", value_secs=0.5)
+        t.user_turn_committed(base + commit)
+        sentence = max(base + first_token, base + commit) + 0.1
+        t.first_sentence(sentence)
+        t.tts_started(sentence + 0.001, context_id=f"c{key}")
+        t.tts_audio(sentence + 0.251, context_id=f"c{key}")
+        t.bot_started_speaking(sentence + 0.27)
+        t.bot_stopped_speaking(sentence + 1.0)
+
+    # Not held (the first token came after the commit): 100 ms of aggregation is measured.
+    speculative_turn(0.0, 1, first_token=2.0, commit=1.8)
+    # Held (first token before the commit): the 0.6 s wait until the release is not aggregation.
+    speculative_turn(10.0, 2, first_token=1.9, commit=2.5)
+    # The next speculation's readiness still uses the 100 ms, not the 700 ms of the held one.
+    speculative_turn(20.0, 3, first_token=1.9, commit=2.5)
+    readiness = [e for e in t.drain() if isinstance(e, AnswerReadiness)]
+    assert len(readiness) == 2
+    assert readiness[-1].first_sentence_secs == pytest.approx(0.1)
+    assert readiness[-1].tts_first_audio_secs == pytest.approx(0.25)
+
+
 def test_answer_readiness_is_not_guessed_before_any_tts_was_measured():
     t = TurnTimingTracker(session_id="s")
     t.vad_stopped(1.2, stop_secs=0.2)
