@@ -290,13 +290,18 @@ def render_png(report: TimingReport, path: str | Path) -> Path:
             if a is None or b is None or b <= a:
                 continue
             ax_fall.barh(row, b - a, left=a, color=colour, height=0.6, label=label)
-        for spec in t.speculations:
+        for n, spec in enumerate(t.speculations):
             if spec.started_ms is None:
                 continue
-            end_ms = spec.resolved_ms if spec.resolved_ms is not None else spec.started_ms
+            # A speculation from an earlier pause of the turn started before t0: the record
+            # clamps it to 0 and keeps the real value in ``clamped``, which is what is drawn.
+            start_ms = t.clamped.get(f"speculation[{n}].started", spec.started_ms)
+            end_ms = t.clamped.get(f"speculation[{n}].resolved", spec.resolved_ms)
+            if end_ms is None:
+                end_ms = start_ms
             colour = "#2ca02c" if spec.outcome == "adopted" else "#d62728"
             ax_fall.plot(
-                [spec.started_ms, max(end_ms, spec.started_ms + 1)],
+                [start_ms, max(end_ms, start_ms + 1)],
                 [row + 0.38, row + 0.38],
                 color=colour,
                 linewidth=2.5,
@@ -318,7 +323,8 @@ def render_png(report: TimingReport, path: str | Path) -> Path:
     )
     ax_fall.set_yticks(range(len(turns)), labels, fontsize=8)
     ax_fall.invert_yaxis()
-    ax_fall.set_xlabel("ms from real end of speech (t0)")
+    ax_fall.axvline(0, color="black", linewidth=0.8, alpha=0.5)
+    ax_fall.set_xlabel("ms from real end of speech (t0); speculations of earlier pauses left of 0")
     ax_fall.set_title("Turn waterfall: end of speech → first bot audio")
     ax_fall.grid(axis="x", alpha=0.3)
 
@@ -332,6 +338,9 @@ def render_png(report: TimingReport, path: str | Path) -> Path:
             label=stage.replace("_", " "),
             markersize=4,
         )
+    from matplotlib.ticker import MaxNLocator
+
+    ax_lat.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_lat.set_xlabel("turn (file order)")
     ax_lat.set_ylabel("ms")
     ax_lat.set_ylim(bottom=0)
