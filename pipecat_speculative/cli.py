@@ -58,6 +58,48 @@ def demo(
     asyncio.run(run_demo(out_dir=out, scenario=scenario, profile_path=profile))
 
 
+@app.command()
+def bench(
+    scenarios: Annotated[
+        Path | None,
+        typer.Option("--scenarios", exists=True, file_okay=False, help="Scenario directory."),
+    ] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option("--profile", exists=True, dir_okay=False, help="Latency profile file."),
+    ] = None,
+    sessions: Annotated[
+        int, typer.Option("--sessions", min=1, help="Concurrent sessions per system.")
+    ] = 1,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A subset that runs in under 60 s.")
+    ] = False,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    no_warm: Annotated[bool, typer.Option("--no-warm", help="Do not warm connections.")] = False,
+):
+    """Compare stock, eager_flux and speculative on the same audio and latency profile."""
+    import asyncio
+    import sys
+
+    from loguru import logger
+
+    from pipecat_speculative.bench import BenchOptions, run_bench
+    from pipecat_speculative.offline_session import quiet_standin_server_errors
+
+    quiet_standin_server_errors()
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    options = BenchOptions(
+        scenarios_dir=scenarios,
+        profile_path=profile,
+        sessions=sessions,
+        quick=quick,
+        json_path=json_path,
+        warm=not no_warm,
+    )
+    asyncio.run(run_bench(options))
+
+
 def main():
     """Entry point of the ``pipecat-speculative`` script."""
     app()

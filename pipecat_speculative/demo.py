@@ -15,7 +15,6 @@ debug log of the run).
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,12 @@ from rich.text import Text
 
 from pipecat_speculative.metrics.sinks.jsonl_sink import JSONLSink
 from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
-from pipecat_speculative.offline_session import SessionResult, StandinStack, run_scenario_session
+from pipecat_speculative.offline_session import (
+    SessionResult,
+    StandinStack,
+    quiet_standin_server_errors,
+    run_scenario_session,
+)
 from pipecat_speculative.pipeline_builder import BotPipelineConfig, SystemKind
 from pipecat_speculative.scenarios.player import TurnPlayback, render_scenario
 from pipecat_speculative.scenarios.scenario import load_builtin_scenario, load_scenario
@@ -174,13 +178,7 @@ def _configure_logging(log_path: Path):
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     logger.add(str(log_path), level="DEBUG", mode="w")
-    # The stand-ins' aiohttp server logs a traceback whenever a client drops a request it no
-    # longer wants (a withdrawn speculation closes its OpenAI stream): expected here, so it goes
-    # to the log file, not the terminal.
-    handler = logging.FileHandler(log_path.with_suffix(".aiohttp.log"), mode="w")
-    server_log = logging.getLogger("aiohttp.server")
-    server_log.handlers[:] = [handler]
-    server_log.propagate = False
+    quiet_standin_server_errors(log_path.with_suffix(".aiohttp.log"))
 
 
 async def run_demo(
@@ -190,6 +188,7 @@ async def run_demo(
     profile_path: Path | None = None,
     console: Console | None = None,
     configure_logging: bool = True,
+    playback_speed: float = 1.0,
 ) -> SessionResult:
     """Run the demo and print its waterfalls and summary.
 
@@ -200,6 +199,8 @@ async def run_demo(
         console: Where to print; a new rich console by default.
         configure_logging: Send loguru's debug log to ``OUT/demo.log`` and only warnings to the
             terminal (the CLI does; tests keep their own logging).
+        playback_speed: Speed of the bot's playback; real time by default (the WAV is only
+            faithful in real time).
 
     Returns:
         The session result.
@@ -256,6 +257,7 @@ async def run_demo(
                 stack,
                 config,
                 record_audio=True,
+                playback_speed=playback_speed,
                 on_turn=on_turn,
                 on_user_turn=on_user_turn,
             )

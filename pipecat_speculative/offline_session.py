@@ -16,6 +16,7 @@ script under its own Deepgram tag, so each connection transcribes its own user.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 import wave
@@ -46,9 +47,32 @@ from pipecat_speculative.scenarios.player import (
 from pipecat_speculative.standins.profile import LatencyProfile
 from pipecat_speculative.transports.paced_output_transport import PacedOutputTransport
 
-__all__ = ["SessionResult", "StandinStack", "run_scenario_session"]
+__all__ = [
+    "SessionResult",
+    "StandinStack",
+    "quiet_standin_server_errors",
+    "run_scenario_session",
+]
 
 TurnCallback = Callable[[TurnRecord], Awaitable[None] | None]
+
+
+def quiet_standin_server_errors(log_path: Path | None = None):
+    """Keep the stand-ins' aiohttp "Connection lost" tracebacks off the terminal.
+
+    aiohttp's server logs a traceback whenever a client drops a request it no longer wants; a
+    withdrawn speculation closes its OpenAI stream exactly like that, so in a demo or bench run
+    these are expected. They go to ``log_path`` when given, else nowhere.
+
+    Args:
+        log_path: A file for them; None discards them.
+    """
+    handler: logging.Handler = (
+        logging.FileHandler(log_path, mode="w") if log_path else logging.NullHandler()
+    )
+    server_log = logging.getLogger("aiohttp.server")
+    server_log.handlers[:] = [handler]
+    server_log.propagate = False
 
 
 class StandinStack:

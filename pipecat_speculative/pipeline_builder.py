@@ -67,6 +67,7 @@ __all__ = [
     "ServiceEndpoints",
     "SystemKind",
     "build_bot_pipeline",
+    "warm_llm_available",
 ]
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -139,8 +140,8 @@ class BotPipelineConfig:
     Parameters:
         system: Turn handling (``stock``, ``eager_flux`` or ``speculative``).
         endpoints: Service addresses and keys.
-        warm: Warm connections before the first turn when the warm services are available
-            (see :attr:`BotPipeline.warm_available`); off measures the cold first turn.
+        warm: Warm connections before the first turn (``speculative`` only, when the warm
+            services are installed: see :func:`warm_llm_available`); off measures cold turns.
         vad_stop_secs: Silero ``stop_secs``. 0.2 s is Pipecat's default and the reference's.
         stock_speech_timeout_secs: The speech timeout of the ``stock`` system (Pipecat's 0.6 s).
         speculative_params: Bounds of the speculative strategy; its defaults when None.
@@ -256,21 +257,26 @@ def _build_stt(config: BotPipelineConfig) -> STTService:
     return DeepgramSTTService(api_key=ep.deepgram_api_key, sample_rate=config.sample_rate, **kwargs)
 
 
-def _build_llm(config: BotPipelineConfig) -> LLMService:
+def warm_llm_available() -> bool:
+    """Whether the speculative OpenAI service keeps its connections warm (issue 5's mixin)."""
+    return any(c.__name__ == "WarmOpenAILLMMixin" for c in SpeculativeOpenAILLMService.__mro__)
+
+
+def _build_llm(config: BotPipelineConfig, observer: TurnTimingObserver) -> LLMService:
     ep = config.endpoints
-    cls = (
-        SpeculativeOpenAILLMService if config.system == SystemKind.SPECULATIVE else OpenAILLMService
-    )
     kwargs: dict[str, Any] = {}
     if ep.openai_base_url:
         kwargs["base_url"] = ep.openai_base_url
-    return cls(
-        api_key=ep.openai_api_key,
-        settings=OpenAILLMService.Settings(
-            model=config.llm_model, system_instruction=config.system_prompt
-        ),
-        **kwargs,
+    settings = OpenAILLMService.Settings(
+        model=config.llm_model, system_instruction=config.system_prompt
     )
+    if config.system != SystemKind.SPECULATIVE:
+        # Stock Pipecat: a plain service, connections opened on first use.
+        return OpenAILLMService(api_key=ep.openai_api_key, settings=settings, **kwargs)
+    if warm_llm_available():
+        kwargs["warm"] = config.warm
+        kwargs["warmup_listener"] = observer.record_warmup
+    return SpeculativeOpenAILLMService(api_key=ep.openai_api_key, settings=settings, **kwargs)
 
 
 def _build_tts(config: BotPipelineConfig) -> ElevenLabsTTSService:
@@ -310,16 +316,6 @@ def _user_params(
     )
 
 
-def _warm_services_module() -> Any | None:
-    """The warm services of ``pipecat_speculative.services``, when that module exists."""
-    try:
-        import importlib
-
-        return importlib.import_module("pipecat_speculative.services.warm")
-    except ImportError:
-        return None
-
-
 def build_bot_pipeline(
     config: BotPipelineConfig,
     *,
@@ -344,16 +340,16 @@ def build_bot_pipeline(
     if config.system == SystemKind.SPECULATIVE:
         strategy = SpeculativeUserTurnStopStrategy(params=config.speculative_params)
 
+    observer = TurnTimingObserver(
+        sinks=list(config.sinks), log=config.log_turns, session_id=config.session_id
+    )
     stt = _build_stt(config)
-    llm = _build_llm(config)
+    llm = _build_llm(config, observer)
     tts = _build_tts(config)
     context = LLMContext()
     aggregators = LLMContextAggregatorPair(context, user_params=_user_params(config, strategy))
     user_aggregator, assistant_aggregator = aggregators.user(), aggregators.assistant()
 
-    observer = TurnTimingObserver(
-        sinks=list(config.sinks), log=config.log_turns, session_id=config.session_id
-    )
     if strategy is not None:
         observer.attach(strategy)
         speculative = strategy
@@ -362,11 +358,11 @@ def build_bot_pipeline(
         async def _on_answer_readiness(_observer, secs: float):
             speculative.observe_answer_readiness(secs)
 
-    warm_available = False
-    if config.warm and _warm_services_module() is not None:
-        # The warm services module is built in parallel (issue 5); until it lands the flag
-        # is accepted and the connections warm up on first use.
-        warm_available = True
+    # Warm connections are the plugin's (issue 5): only the speculative system gets them, and
+    # only once the warm services exist; stock and eager_flux stay Pipecat's defaults.
+    warm_available = (
+        config.warm and config.system == SystemKind.SPECULATIVE and warm_llm_available()
+    )
 
     pipeline = Pipeline(
         [

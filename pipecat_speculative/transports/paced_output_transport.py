@@ -10,7 +10,8 @@ the playback clock of Pipecat's WebSocket transports.
 
 The audio itself goes nowhere (record it with an ``AudioBufferProcessor`` after this transport).
 ``speed`` > 1 plays faster than real time; first audio is still timed exactly (the first chunk
-is written at once), only the bot's turns get shorter. The bench uses it to fit the stand-in's
+is written at once), only the bot's turns get shorter. Timed frames (the TTS's word
+timestamps) are brought forward by the same factor so the spoken text keeps up with the audio. The bench uses it to fit the stand-in's
 long answers in its time budget; the demo plays in real time.
 """
 
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 
-from pipecat.frames.frames import OutputAudioRawFrame, StartFrame
+from pipecat.frames.frames import Frame, OutputAudioRawFrame, StartFrame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
 
@@ -58,6 +60,16 @@ class PacedOutputTransport(BaseOutputTransport):
         """Start the output and declare it ready (there is no connection to wait for)."""
         await super().start(frame)
         await self.set_transport_ready(frame)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        """Bring timed frames (word timestamps) onto the sped-up playback clock."""
+        if self._speed != 1.0 and frame.pts and not isinstance(frame, OutputAudioRawFrame):
+            # A TTS stamps each word with when it will be heard at real-time playback; faster
+            # playback hears it sooner. Without this the words (and the EndFrame queued behind
+            # them) would reach the assistant context long after the audio finished.
+            now = self.get_clock().get_time()
+            frame.pts = now + max(0, frame.pts - now) / self._speed
+        await super().process_frame(frame, direction)
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
         """Take one chunk, returning when a speaker would be ready for the next one.

@@ -1,0 +1,592 @@
+"""``pipecat-speculative bench``: stock vs Pipecat's eager Flux vs this plugin, same audio, same profile.
+
+Every system hears the same rendered scenarios (Piper speech, real pauses, real time) through the
+same real Pipecat services, each system against its own set of stand-ins on the same latency
+profile (so connection reuse and billing are per system, and the three run side by side without
+sharing a socket). Systems, and ``--sessions`` copies of each, run concurrently in one process;
+``--quick`` also runs its two scenarios concurrently.
+
+What is measured comes from the turn timing observer (the only stopwatch) and from the scenario's
+ground truth:
+
+- ``latency_ms``: t0 (VAD stop − stop_secs) → bot audio plays, over the turns that answered a
+  finished user (a commit inside a pause the user went on after is a false commit, scored
+  separately); ``_rag`` / ``_plain`` split by the scenario's ``needs_rag``;
+  ``first_turn`` / ``later_turn`` by position in the session; ``withdrawal_turn``: turns where at
+  least one speculation was withdrawn.
+- ``cancel_rate``: withdrawn / resolved speculations (tool-call withdrawals excluded).
+- ``wasted_llm_tokens_per_turn``: tokens billed for inferences nobody heard, per committed turn:
+  usage the LLM reported for withdrawn speculations, plus, for streams the client abandoned
+  before the usage chunk (the usual fate of a cancelled OpenAI stream), the prompt tokens and the
+  completion tokens the stand-in had sent, as its billing records say.
+- ``false_commit_rate``: committed turns whose commit came while the scenario says the user was
+  not done (in a pause that is not the last of the turn) / committed turns.
+- ``answers_per_committed_turn``: distinct answers that reached the output / committed turns.
+- ``limit_ms`` (top level): what the profile allows at best: VAD stop + LLM first sentence + TTS
+  first audio, or the earliest commit when later.
+
+The bot's answers play at ``playback_speed`` (2.5× by default): the stand-in's answers are long,
+and the latency (to the first audio) does not depend on how fast the rest plays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from loguru import logger
+from rich.console import Console
+from rich.table import Table
+
+from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
+from pipecat_speculative.offline_session import SessionResult, StandinStack, run_scenario_session
+from pipecat_speculative.pipeline_builder import BotPipelineConfig, SystemKind
+from pipecat_speculative.scenarios.player import RenderedScenario, TurnPlayback, render_scenario
+from pipecat_speculative.scenarios.scenario import (
+    Scenario,
+    load_builtin_scenario,
+    load_builtin_suite,
+    load_scenarios,
+)
+from pipecat_speculative.standins.profile import LatencyProfile
+
+__all__ = [
+    "BENCH_SYSTEMS",
+    "BenchOptions",
+    "ScoredTurn",
+    "limit_ms",
+    "print_bench_table",
+    "quick_scenarios",
+    "run_bench",
+    "score_sessions",
+]
+
+BENCH_SYSTEMS: tuple[SystemKind, ...] = (
+    SystemKind.STOCK,
+    SystemKind.EAGER_FLUX,
+    SystemKind.SPECULATIVE,
+)
+"""The systems compared, in table order (``stock`` is the baseline of the ratios)."""
+
+FIRST_SENTENCE_TOKENS = 9.5
+"""Tokens streamed after the first one until the first sentence is released: the stand-in's
+answers open with a sentence of ~38 characters (≈ 9.5 estimated tokens), and the sentence
+aggregator releases it when the next word arrives."""
+
+LATENCY_FIELDS: tuple[str, ...] = (
+    "latency_ms",
+    "latency_ms_rag",
+    "latency_ms_plain",
+    "first_turn_latency_ms",
+    "later_turn_latency_ms",
+    "withdrawal_turn_latency_ms",
+)
+"""The {p50, p95} fields of each system."""
+
+
+_LATENCY_LABELS = {
+    "latency_ms": "latency",
+    "latency_ms_rag": "  RAG turns",
+    "latency_ms_plain": "  plain turns",
+    "first_turn_latency_ms": "  first turn",
+    "later_turn_latency_ms": "  later turns",
+    "withdrawal_turn_latency_ms": "  withdrawal turns",
+}
+
+
+@dataclass
+class BenchOptions:
+    """What to run.
+
+    Parameters:
+        scenarios_dir: A directory of scenario YAML files; the built-in suite when None.
+        profile_path: A latency profile file; the reference profile when None.
+        sessions: Concurrent sessions per system.
+        quick: A subset that finishes in under a minute (see :func:`quick_scenarios`).
+        json_path: Where to write the JSON results.
+        warm: Warm connections before the first turn (when the warm services exist).
+        playback_speed: Speed of the bot's playback (first audio is timed exactly either way).
+        systems: Which systems to run.
+    """
+
+    scenarios_dir: Path | None = None
+    profile_path: Path | None = None
+    sessions: int = 1
+    quick: bool = False
+    json_path: Path | None = None
+    warm: bool = True
+    playback_speed: float = 2.5
+    systems: Sequence[SystemKind] = BENCH_SYSTEMS
+
+
+@dataclass
+class ScoredTurn:
+    """A committed turn of one session, with its ground truth.
+
+    Parameters:
+        record: The observer's record.
+        scenario_turn: Index of the scenario turn it belongs to (None if it could not be placed).
+        needs_rag: The scenario turn needs retrieval.
+        false_commit: Committed while the user was not done.
+    """
+
+    record: TurnRecord
+    scenario_turn: int | None
+    needs_rag: bool
+    false_commit: bool
+
+
+@dataclass
+class _SystemRun:
+    system: SystemKind
+    results: list[SessionResult] = field(default_factory=list)
+    stacks: list[StandinStack] = field(default_factory=list)
+
+
+def quick_scenarios() -> list[Scenario]:
+    """The ``--quick`` subset, played concurrently.
+
+    A plain one-sentence question (with its greeting), and the reference conversation's
+    thinking-aloud turn followed by its RAG question (without the greeting).
+    """
+    reference = load_builtin_scenario("reference_conversation")
+    part = replace(reference, name="reference_conversation[1:3]", turns=reference.turns[1:3])
+    return [load_builtin_scenario("one_sentence_question"), part]
+
+
+def limit_ms(profile: LatencyProfile, vad_stop_secs: float = 0.2) -> dict[str, float]:
+    """The best latency the profile allows, end of speech → first audio, in ms.
+
+    VAD stop + LLM first sentence (time to first token plus :data:`FIRST_SENTENCE_TOKENS`) + TTS
+    first audio on warm connections, or the earliest commit (VAD stop + final transcript) when
+    that is later. p95 applies the profile's jitter at its 95th percentile to every stage (an
+    upper bound of the sum's p95).
+    """
+    pipeline = (
+        vad_stop_secs
+        + profile.llm_ttft_secs
+        + FIRST_SENTENCE_TOKENS / profile.llm_tokens_per_sec
+        + profile.tts_first_audio_secs
+    )
+    commit = vad_stop_secs + profile.stt_final_delay_secs
+    p50 = max(pipeline, commit)
+    spread = 1.0 + 0.9 * profile.jitter
+    p95 = max(vad_stop_secs + (pipeline - vad_stop_secs) * spread, commit * spread)
+    return {"p50": round(p50 * 1000, 1), "p95": round(p95 * 1000, 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------------------------
+
+
+def _commit_unix(record: TurnRecord) -> float | None:
+    commit = record.moment("commit")
+    if record.anchor_unix is None or commit is None:
+        return None
+    return record.anchor_unix + commit / 1000.0
+
+
+def _place(commit: float, playbacks: Sequence[TurnPlayback]) -> int | None:
+    """Index of the user turn a commit belongs to: the last one that started before it."""
+    index = None
+    for i, p in enumerate(playbacks):
+        if p.wall_start <= commit:
+            index = i
+    return index
+
+
+def score_session(result: SessionResult) -> list[ScoredTurn]:
+    """Place each committed turn of a session in the scenario and judge its commit."""
+    scored = []
+    for record in result.records:
+        commit = _commit_unix(record)
+        index = _place(commit, result.playbacks) if commit is not None else None
+        if index is None:
+            scored.append(ScoredTurn(record, None, False, False))
+            continue
+        playback = result.playbacks[index]
+        done_at = playback.speech_end_wall
+        false_commit = done_at is not None and commit is not None and commit < done_at
+        scored.append(ScoredTurn(record, index, playback.turn.turn.needs_rag, false_commit))
+    return scored
+
+
+def _p(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None}
+    p50, p95 = (round(float(v), 1) for v in np.percentile(list(values), [50, 95]))
+    return {"p50": p50, "p95": p95, "n": len(values)}  # type: ignore[dict-item]
+
+
+def _standin_waste(stacks: Sequence[StandinStack]) -> tuple[int, int]:
+    """Tokens the OpenAI stand-ins billed for streams the client abandoned, and how many."""
+    tokens = 0
+    count = 0
+    for stack in stacks:
+        for request in stack.openai.requests:
+            info = request.info
+            if request.path.endswith("/chat/completions") and info.get("client_disconnected"):
+                count += 1
+                tokens += int(info.get("prompt_tokens") or 0)
+                tokens += int(info.get("completion_tokens_sent") or 0)
+    return tokens, count
+
+
+def score_sessions(
+    results: Sequence[SessionResult], stacks: Sequence[StandinStack] = ()
+) -> dict[str, Any]:
+    """The JSON block of one system from its sessions (and its stand-ins' billing records)."""
+    scored = [t for r in results for t in score_session(r)]
+    summaries: list[SessionSummary] = [r.summary for r in results if r.summary is not None]
+    committed = len(scored)
+
+    def totals(turns: Sequence[ScoredTurn]) -> list[float]:
+        return [
+            total
+            for t in turns
+            if not t.false_commit and (total := t.record.stage("total")) is not None
+        ]
+
+    answering = [t for t in scored if not t.false_commit]
+    adopted = sum(s.speculations_adopted for s in summaries)
+    withdrawn = sum(s.speculations_withdrawn for s in summaries)
+    tool_calls = sum(s.tool_call_withdrawals for s in summaries)
+    resolved = adopted + withdrawn - tool_calls
+    reported_waste = sum(s.wasted_prompt_tokens + s.wasted_completion_tokens for s in summaries)
+    abandoned_tokens, abandoned = _standin_waste(stacks)
+    answers = sum(t.record.answers for t in scored)
+
+    def stage_p50(name: str) -> float | None:
+        values = [v for t in answering if (v := t.record.stage(name)) is not None]
+        return round(float(np.median(values)), 1) if values else None
+
+    return {
+        "latency_ms": _p(totals(answering)),
+        "latency_ms_rag": _p(totals([t for t in answering if t.needs_rag])),
+        "latency_ms_plain": _p(totals([t for t in answering if not t.needs_rag])),
+        "first_turn_latency_ms": _p(totals([t for t in answering if t.scenario_turn == 0])),
+        "later_turn_latency_ms": _p(
+            totals([t for t in answering if t.scenario_turn not in (0, None)])
+        ),
+        "withdrawal_turn_latency_ms": _p(
+            totals([t for t in answering if t.record.speculations_withdrawn > 0])
+        ),
+        "cancel_rate": round((withdrawn - tool_calls) / resolved, 3) if resolved else None,
+        "wasted_llm_tokens_per_turn": (
+            round((reported_waste + abandoned_tokens) / committed, 1) if committed else None
+        ),
+        "false_commit_rate": (
+            round(sum(1 for t in scored if t.false_commit) / committed, 3) if committed else None
+        ),
+        "answers_per_committed_turn": round(answers / committed, 3) if committed else None,
+        "committed_turns": committed,
+        "user_turns": sum(len(r.playbacks) for r in results),
+        "unanswered_user_turns": sum(
+            1 for r in results for p in r.playbacks if p.bot_answered is False
+        ),
+        "silent_turns": sum(1 for t in scored if t.record.answers == 0),
+        "multi_answer_turns": sum(1 for t in scored if t.record.answers > 1),
+        "speculations": {
+            "started": sum(s.speculations_started for s in summaries),
+            "adopted": adopted,
+            "withdrawn": withdrawn,
+            "tool_call_withdrawals": tool_calls,
+        },
+        "wasted_tokens": {
+            "reported_by_llm": reported_waste,
+            "abandoned_streams": abandoned,
+            "abandoned_stream_tokens": abandoned_tokens,
+        },
+        "debounce_changes": [
+            {
+                "session": s.session_id,
+                "old_ms": round(d.old_secs * 1000, 1),
+                "new_ms": round(d.new_secs * 1000, 1),
+                "reason": d.reason,
+            }
+            for s in summaries
+            for d in s.debounce_history
+        ],
+        "stages_p50_ms": {
+            name: stage_p50(name)
+            for name in ("turn_detection", "llm_first_token", "first_sentence", "tts_first_audio")
+        },
+        "warm": any(r.warm_available for r in results),
+        "sessions": len(results),
+        "wall_secs": round(max((r.wall_secs for r in results), default=0.0), 1),
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def _targets(systems: dict[str, Any], limit: dict[str, float]) -> dict[str, Any]:
+    spec = systems.get(SystemKind.SPECULATIVE.value)
+    stock = systems.get(SystemKind.STOCK.value)
+    eager = systems.get(SystemKind.EAGER_FLUX.value)
+    out: dict[str, Any] = {}
+    if spec and stock:
+        r = _ratio(spec["latency_ms_plain"]["p50"], stock["latency_ms_plain"]["p50"])
+        out["speculative_plain_p50_vs_stock"] = {
+            "value": r,
+            "target": "<= 0.75",
+            "met": _le(r, 0.75),
+        }
+    if spec:
+        r50 = _ratio(spec["latency_ms"]["p50"], limit["p50"])
+        r95 = _ratio(spec["latency_ms"]["p95"], limit["p95"])
+        out["speculative_p50_vs_limit"] = {"value": r50, "target": "<= 1.05", "met": _le(r50, 1.05)}
+        out["speculative_p95_vs_limit"] = {"value": r95, "target": "<= 1.2", "met": _le(r95, 1.2)}
+    if spec and eager:
+        r = _ratio(spec["latency_ms"]["p50"], eager["latency_ms"]["p50"])
+        ws, we = spec["wasted_llm_tokens_per_turn"], eager["wasted_llm_tokens_per_turn"]
+        out["speculative_vs_eager_flux"] = {
+            "p50_ratio": r,
+            "wasted_tokens_per_turn": [ws, we],
+            "target": "p50 <= eager_flux at equal or fewer wasted tokens",
+            "met": _le(r, 1.0) and ws is not None and we is not None and ws <= we,
+        }
+    out["answers_per_committed_turn_is_1"] = {
+        name: s["answers_per_committed_turn"] == 1.0 for name, s in systems.items()
+    }
+    return out
+
+
+def _le(value: float | None, bound: float) -> bool | None:
+    return None if value is None else value <= bound
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------
+
+
+async def _run_system(
+    system: SystemKind,
+    rendered: Sequence[RenderedScenario],
+    profile: LatencyProfile,
+    options: BenchOptions,
+    *,
+    concurrent_scenarios: bool,
+) -> _SystemRun:
+    run = _SystemRun(system)
+    stack = StandinStack(replace(profile))
+    run.stacks.append(stack)
+    config = BotPipelineConfig(system=system, warm=options.warm, log_turns=False)
+    async with stack:
+
+        async def sessions_of(scenario: RenderedScenario) -> list[SessionResult]:
+            return list(
+                await asyncio.gather(
+                    *(
+                        run_scenario_session(
+                            scenario, stack, config, playback_speed=options.playback_speed
+                        )
+                        for _ in range(options.sessions)
+                    )
+                )
+            )
+
+        if concurrent_scenarios:
+            for batch in await asyncio.gather(*(sessions_of(s) for s in rendered)):
+                run.results.extend(batch)
+        else:
+            for scenario in rendered:
+                run.results.extend(await sessions_of(scenario))
+    return run
+
+
+async def run_bench(options: BenchOptions, console: Console | None = None) -> dict[str, Any]:
+    """Run the bench, print its table, write the JSON if asked.
+
+    Args:
+        options: What to run.
+        console: Where to print.
+
+    Returns:
+        The JSON document.
+    """
+    console = console or Console()
+    if options.sessions < 1:
+        raise ValueError("sessions must be >= 1")
+    started = time.monotonic()
+    if options.quick:
+        scenarios = quick_scenarios()
+    elif options.scenarios_dir is not None:
+        scenarios = load_scenarios(options.scenarios_dir)
+    else:
+        scenarios = load_builtin_suite()
+    profile = (
+        LatencyProfile.from_file(options.profile_path)
+        if options.profile_path
+        else LatencyProfile.reference()
+    )
+    with console.status("rendering user speech (Piper, cached)"):
+        rendered = [await render_scenario(s) for s in scenarios]
+    render_secs = time.monotonic() - started
+    console.print(
+        f"bench: {len(scenarios)} scenarios ({', '.join(s.name for s in scenarios)}), "
+        f"{sum(len(s.turns) for s in scenarios)} user turns, systems "
+        f"{', '.join(s.value for s in options.systems)} × {options.sessions} session(s), "
+        f"concurrently; warm {'on' if options.warm else 'off'}"
+    )
+    with console.status("running the conversations in real time"):
+        runs = await asyncio.gather(
+            *(
+                _run_system(s, rendered, profile, options, concurrent_scenarios=options.quick)
+                for s in options.systems
+            )
+        )
+    systems = {run.system.value: score_sessions(run.results, run.stacks) for run in runs}
+    limit = limit_ms(profile)
+    warm_found = any(s["warm"] for s in systems.values())
+    document: dict[str, Any] = {
+        "schema": "pipecat-speculative/bench",
+        "schema_version": 1,
+        "quick": options.quick,
+        "scenarios": [s.name for s in scenarios],
+        "sessions_per_system": options.sessions,
+        "warm": options.warm,
+        "warm_services_available": warm_found,
+        "playback_speed": options.playback_speed,
+        "profile": profile.to_dict(),
+        "limit_ms": limit,
+        "systems": systems,
+        "targets": _targets(systems, limit),
+        "runtime_secs": {
+            "render": round(render_secs, 1),
+            "total": round(time.monotonic() - started, 1),
+        },
+    }
+    print_bench_table(document, console)
+    if options.json_path is not None:
+        path = Path(options.json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at the end
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")  # noqa: ASYNC240
+        console.print(f"wrote {path}")
+    logger.debug(f"bench finished in {document['runtime_secs']['total']} s")
+    return document
+
+
+# ---------------------------------------------------------------------------------------------
+# Table
+# ---------------------------------------------------------------------------------------------
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _fmt_rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def print_bench_table(document: dict[str, Any], console: Console):
+    """Print the systems side by side, latencies with their ratio to ``stock`` and to the limit."""
+    systems: dict[str, Any] = document["systems"]
+    limit = document["limit_ms"]
+    stock = systems.get(SystemKind.STOCK.value)
+    table = Table(
+        title=(
+            f"end of speech → first bot audio, ms (limit p50 {_fmt_ms(limit['p50'])}, "
+            f"p95 {_fmt_ms(limit['p95'])})"
+        ),
+        title_justify="left",
+    )
+    table.add_column("metric")
+    for name in systems:
+        table.add_column(name, justify="right")
+
+    for field_name in LATENCY_FIELDS:
+        for q in ("p50", "p95"):
+            row = [f"{_LATENCY_LABELS[field_name]} {q}"]
+            for s in systems.values():
+                value = s[field_name][q]
+                base = stock[field_name][q] if stock else None
+                cell = _fmt_ms(value)
+                if value is not None and s is not stock:
+                    cell += f" [dim]({_ratio(value, base) or 0:.2f}×)[/]" if base else ""
+                row.append(cell)
+            table.add_row(*row)
+        if field_name == "latency_ms":
+            for q in ("p50", "p95"):
+                table.add_row(
+                    f"  ÷ limit {q}",
+                    *(
+                        "n/a" if (r := _ratio(s[field_name][q], limit[q])) is None else f"{r:.2f}×"
+                        for s in systems.values()
+                    ),
+                )
+    table.add_section()
+    table.add_row("cancel rate", *(_fmt_rate(s["cancel_rate"]) for s in systems.values()))
+    table.add_row(
+        "wasted tokens/turn",
+        *(
+            "n/a"
+            if s["wasted_llm_tokens_per_turn"] is None
+            else f"{s['wasted_llm_tokens_per_turn']:.1f}"
+            for s in systems.values()
+        ),
+    )
+    table.add_row(
+        "false commit rate", *(_fmt_rate(s["false_commit_rate"]) for s in systems.values())
+    )
+    table.add_row(
+        "answers/commit",
+        *(
+            "n/a"
+            if s["answers_per_committed_turn"] is None
+            else (
+                f"{s['answers_per_committed_turn']:.2f}"
+                if s["answers_per_committed_turn"] == 1.0
+                else f"[bold red]{s['answers_per_committed_turn']:.2f}[/]"
+            )
+            for s in systems.values()
+        ),
+    )
+    table.add_row(
+        "commits/user turns",
+        *(f"{s['committed_turns']}/{s['user_turns']}" for s in systems.values()),
+    )
+    table.add_row(
+        "speculations a/w",
+        *(
+            f"{s['speculations']['adopted']}/{s['speculations']['withdrawn']}"
+            for s in systems.values()
+        ),
+    )
+    table.add_row("debounce changes", *(str(len(s["debounce_changes"])) for s in systems.values()))
+    console.print(table)
+    console.print("[dim](×) = ratio to stock; latency in ms from the real end of speech[/]")
+
+    targets = document["targets"]
+    lines = []
+    for name, t in targets.items():
+        if name == "answers_per_committed_turn_is_1":
+            verdict = all(t.values())
+            lines.append(f"answers_per_committed_turn == 1.0 for every system: {_verdict(verdict)}")
+        elif "value" in t:
+            lines.append(f"{name} = {t['value']} (target {t['target']}): {_verdict(t['met'])}")
+        else:
+            lines.append(
+                f"{name}: p50 ratio {t['p50_ratio']}, wasted tokens/turn spec {t['wasted_tokens_per_turn'][0]} "
+                f"vs eager {t['wasted_tokens_per_turn'][1]}: {_verdict(t['met'])}"
+            )
+    console.print("targets (reported, not asserted):\n  " + "\n  ".join(lines))
+    console.print(
+        f"runtime {document['runtime_secs']['total']} s (render {document['runtime_secs']['render']} s); "
+        f"warm {'on' if document['warm'] else 'off'}"
+        + ("" if document["warm_services_available"] else " (no warm services installed yet)")
+    )
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "[green]met[/]", False: "[red]not met[/]", None: "n/a"}[met]
