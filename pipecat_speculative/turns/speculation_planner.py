@@ -383,8 +383,24 @@ class SpeculationPlanner:
         self._timed_out_text = self._speculation.text
         return self._resolve(now, WithdrawalReason.TIMEOUT)
 
-    def commit(self, now: float) -> list[PlannerAction]:
-        """The commit rule decided the turn is over: adopt the speculation or run inference."""
+    def commit_adopts(self) -> bool:
+        """Whether a commit now would adopt the speculation in flight (no state change)."""
+        speculation = self._speculation
+        return speculation is not None and self._match.matches(speculation.text, self.text)
+
+    def withdraw_mismatch(self, now: float) -> list[PlannerAction]:
+        """Withdraw the speculation in flight because the commit will not adopt it."""
+        if self._speculation is None:
+            return []
+        return self._resolve(now, WithdrawalReason.MISMATCH)
+
+    def commit(self, now: float, *, adopt: bool | None = None) -> list[PlannerAction]:
+        """The turn was committed: adopt the speculation or run inference.
+
+        Args:
+            now: Clock time of the commit.
+            adopt: The verdict already acted on (from :meth:`commit_adopts`); None decides now.
+        """
         actions = self._cancel_timers(TimerKind.DEBOUNCE, TimerKind.RESUME)
         if self._pause_start is not None:
             self._debounce.record_pause(now - self._pause_start, resumed=False)
@@ -395,7 +411,9 @@ class SpeculationPlanner:
         text = self.text
         adopted: SpeculationRecord | None = None
         speculation = self._speculation
-        if speculation is not None and self._match.matches(speculation.text, text):
+        if adopt is None:
+            adopt = self.commit_adopts()
+        if speculation is not None and adopt:
             adopted = speculation
             actions += self._resolve(now, None)
             actions.append(AdoptSpeculation(adopted))

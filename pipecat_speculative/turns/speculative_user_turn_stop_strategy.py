@@ -112,10 +112,12 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         self._planner = SpeculationPlanner(params, match_policy=match_policy, debounce=debounce)
         self._clock = clock
         self._timers: dict[TimerKind, asyncio.Task] = {}
-        # Set by the commit decision when the inner strategy's stop must confirm the speculation.
-        self._confirm_on_stop = False
-        # Whether the inner strategy already asked for this turn's inference.
-        self._committed = False
+        # The commit in progress: whether it adopts the speculation. Set just before asking the
+        # controller to finalize; the controller calls handle_user_turn_stopped only if it accepts.
+        self._pending_commit: bool | None = None
+        # VAD state, set before any await in process_frame: the commit rule's timer can fire while
+        # this strategy is still handling a VAD start the rule has not seen yet.
+        self._vad_speaking = False
 
         if isinstance(self._inner, FreePatienceUserTurnStopStrategy):
             self._inner.set_speculation_delay_provider(lambda: self._planner.debounce.delay_secs)
@@ -190,17 +192,23 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def handle_user_turn_started(self):
         """Arm for a new turn."""
-        self._confirm_on_stop = False
-        self._committed = False
+        self._pending_commit = None
         await self._execute(self._planner.turn_started(self._clock()))
         await self._inner.handle_user_turn_started()
 
     async def handle_user_turn_stopped(self):
-        """Withdraw any speculation the turn left unresolved (watchdog, session end)."""
-        self._confirm_on_stop = False
-        self._committed = False
+        """The controller ended the turn: record the commit, or withdraw what is left open.
+
+        Called for every turn end, whoever decided it. A commit this strategy asked for is only
+        recorded here, once the controller has accepted it (it refuses while the user speaks);
+        any other end (the watchdog, session end) withdraws an unresolved speculation.
+        """
+        now = self._clock()
+        adopt, self._pending_commit = self._pending_commit, None
         await self._inner.handle_user_turn_stopped()
-        await self._execute(self._planner.turn_stopped(self._clock()))
+        if adopt is not None:
+            await self._execute(self._planner.commit(now, adopt=adopt))
+        await self._execute(self._planner.turn_stopped(now))
 
     # ------------------------------------------------------------------ frames
 
@@ -208,8 +216,10 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         """Feed the planner, then the commit rule (which may commit on this very frame)."""
         now = self._clock()
         if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._vad_speaking = True
             await self._execute(self._planner.vad_started(now))
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._vad_speaking = False
             await self._execute(self._planner.vad_stopped(now))
         elif isinstance(frame, TranscriptionFrame):
             await self._execute(
@@ -234,14 +244,14 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
     async def _on_inner_inference_triggered(
         self, _inner, speculation: UserTurnSpeculation | None = None
     ):
-        now = self._clock()
         if speculation is not None:
             # The commit rule speculates itself (Flux eager end of turn): account and pass on.
+            now = self._clock()
             await self._execute(self._planner.external_speculation_started(now, speculation.text))
             await self.trigger_user_turn_inference_triggered(speculation=speculation)
-            return
-        self._committed = True
-        await self._execute(self._planner.commit(now))
+        # Otherwise nothing yet: the commit rule's stop follows, and the commit is decided there,
+        # in one step with the controller, so that a turn the controller refuses to end is not
+        # half-committed. The aggregator runs the inference at the stop unless it adopts.
 
     async def _on_inner_speculation_cancelled(self, _inner):
         await self._execute(self._planner.external_speculation_cancelled(self._clock()))
@@ -251,22 +261,44 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         now = self._clock()
         if params.confirms_speculation:
             # The commit rule confirmed a speculation it started itself (Flux eager end of turn).
+            self._pending_commit = None
             await self._execute(self._planner.external_speculation_adopted(now))
-        elif not self._committed:
-            # A rule that finalizes without asking for inference first: this is the commit, and
-            # the aggregator runs the inference at the stop unless it confirms a speculation.
-            await self._execute(self._planner.commit(now), inference_at_stop=True)
-        confirms = params.confirms_speculation or self._confirm_on_stop
-        self._confirm_on_stop = False
-        self._committed = True
+            await self.trigger_user_turn_finalized(
+                enable_user_speaking_frames=params.enable_user_speaking_frames,
+                confirms_speculation=True,
+            )
+            return
+        if self._ignore_commit_while_speaking():
+            return
+        adopt = self._planner.commit_adopts()
+        if not adopt:
+            # Withdrawn before the turn end is broadcast, or the gate would release it.
+            await self._execute(self._planner.withdraw_mismatch(now))
+        self._pending_commit = adopt
         await self.trigger_user_turn_finalized(
             enable_user_speaking_frames=params.enable_user_speaking_frames,
-            confirms_speculation=confirms,
+            confirms_speculation=adopt,
         )
+        if self._pending_commit is not None:
+            # The controller refused to end the turn; the commit rule will fire again.
+            logger.debug(f"{self}: the controller kept the turn open, commit dropped")
+            self._pending_commit = None
+
+    def _ignore_commit_while_speaking(self) -> bool:
+        """Whether the commit rule fired on a pause the user has already ended.
+
+        Pipecat's controller never finalizes a turn while the user speaks, but it would still run
+        the inference and this strategy would still adopt: the answer would then be held for a
+        turn that goes on. The rule re-arms on the next VAD stop, so dropping this one is safe.
+        """
+        if self._vad_speaking:
+            logger.debug(f"{self}: commit rule fired while the user is speaking, ignored")
+            return True
+        return False
 
     # ------------------------------------------------------------------ actions
 
-    async def _execute(self, actions: list[PlannerAction], *, inference_at_stop: bool = False):
+    async def _execute(self, actions: list[PlannerAction]):
         """Carry out the planner's actions, in order."""
         for action in actions:
             if isinstance(action, StartSpeculation):
@@ -290,11 +322,9 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
                 await self._call_event_handler("on_speculation_withdrawn", action.record)
             elif isinstance(action, AdoptSpeculation):
                 logger.debug(f"{self}: commit adopts speculation #{action.record.id}")
-                self._confirm_on_stop = True
                 await self._call_event_handler("on_speculation_adopted", action.record)
             elif isinstance(action, RunInference):
-                if not inference_at_stop:
-                    await self.trigger_user_turn_inference_triggered()
+                pass  # The aggregator runs it at the turn end (confirms_speculation=False).
             elif isinstance(action, TurnCommitted):
                 await self._call_event_handler("on_user_turn_committed", action.commit)
             elif isinstance(action, DebounceChanged):

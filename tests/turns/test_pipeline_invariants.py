@@ -1,0 +1,121 @@
+"""Design invariants under random conversations through real pipelines (hypothesis).
+
+Each example scripts a random turn (segments, pauses, late or early finals, blips), runs it through
+the real ``LLMUserAggregator`` with the strategy and an LLM service with the real SpeculationGate,
+and checks what came out downstream of the LLM:
+
+1. nothing produced for a withdrawn speculation reaches downstream of the LLM;
+2. exactly one answer per committed turn;
+3. the context only ever holds committed user text, and the answer heard is the answer to it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pipecat.frames.frames import (
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    UserStartedSpeakingFrame,
+)
+
+from tests.turns.fakes import SpeculationAwareFakeLLMService
+from tests.turns.test_speculative_strategy import Rig
+from tests.turns.timeline import Timeline
+
+EXAMPLES = int(os.environ.get("PIPELINE_EXAMPLES", "120"))
+WORDS = ["I", "want", "to", "book", "a", "table", "for", "two", "tonight", "please"]
+
+segments = st.lists(
+    st.fixed_dictionaries(
+        {
+            "words": st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
+            "speech_secs": st.floats(0.03, 0.12),
+            "pause_after_secs": st.floats(0.0, 0.3),
+            "final_after_stop_secs": st.floats(-0.03, 0.12),
+            "interim": st.booleans(),
+            "blip_at_secs": st.none() | st.floats(0.02, 0.15),
+        }
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def answers(frames):
+    """The responses that reached downstream of the LLM, as (text heard, completed)."""
+    out: list[list] = []
+    for f in frames:
+        if isinstance(f, LLMFullResponseStartFrame):
+            out.append(["", False])
+        elif isinstance(f, LLMTextFrame):
+            assert out and not out[-1][1], "text outside a response"
+            out[-1][0] += f.text
+        elif isinstance(f, LLMFullResponseEndFrame):
+            assert out and not out[-1][1], "end without a start"
+            out[-1][1] = True
+    return [tuple(r) for r in out]
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    turn=segments,
+    debounce=st.floats(0.0, 0.12),
+    piece_delay=st.floats(0.0, 0.06),
+)
+async def test_one_answer_per_committed_turn_and_nothing_withdrawn_is_heard(
+    turn, debounce, piece_delay
+):
+    from pipecat_speculative.turns.adaptive_debounce import DebounceParams
+    from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
+
+    rig = Rig(
+        llm=SpeculationAwareFakeLLMService(piece_delay=piece_delay),
+        commit=0.15,
+        params=SpeculativeTurnParams(debounce=DebounceParams(initial_secs=debounce)),
+    )
+    timeline = Timeline()
+    for seg in turn:
+        timeline.say(" ".join(seg.pop("words")), **seg)
+    timeline.segments[-1].pause_after_secs = 0.0
+    down = await rig.run(timeline.frames(tail_secs=0.45))
+
+    committed = [m["content"] for m in rig.context.messages if m.get("role") == "user"]
+    heard = answers(down)
+    commits = [c.text for c in rig.names("on_user_turn_committed")]
+    # A pause longer than the commit delay ends the turn there: one or more committed turns.
+    assert committed and commits == committed, (commits, committed)
+    # 2 + 3. one answer per committed turn, answering exactly the committed text. When the user
+    # speaks again right after a commit, Pipecat's barge-in interrupts that answer (cut short, or
+    # cancelled before it started); the turn the user then commits is answered instead. So each
+    # heard answer maps, in order, to a committed turn; only the last committed turn is certain
+    # to be answered in full; and no turn is answered twice.
+    position = 0
+    for text, completed in heard:
+        while position < len(committed) and not f"ANSWER: {committed[position]}".startswith(text):
+            position += 1
+        assert position < len(committed), (heard, committed)
+        assert not completed or text == f"ANSWER: {committed[position]}", (heard, committed)
+        position += 1
+    turn_starts = sum(isinstance(f, UserStartedSpeakingFrame) for f in down)
+    if turn_starts == len(committed):
+        # Nobody barged in after the last commit: its answer must have been heard in full.
+        assert heard and heard[-1] == (f"ANSWER: {committed[-1]}", True), (heard, committed)
+    else:
+        # A sound right after the commit started a turn of its own, which interrupted the answer
+        # (Pipecat's barge-in; a wordless blip then ends the session with no further answer).
+        assert turn_starts == len(committed) + 1
+    # 1. nothing from a withdrawn speculation was heard (unless a later one had the same text)
+    for record in rig.names("on_speculation_withdrawn"):
+        if record.text not in committed:
+            assert all(text != f"ANSWER: {record.text}" for text, _ in heard)
+    planner = rig.strategy.planner
+    assert planner.speculation is None
+    assert planner.started == planner.adopted + sum(planner.withdrawn.values())
