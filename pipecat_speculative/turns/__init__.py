@@ -1,1 +1,45 @@
-"""turns."""
+"""Speculative user turns: the strategy, its decision core, the adaptive debounce, commit rules."""
+
+from pipecat_speculative.turns.adaptive_debounce import (
+    AdaptiveDebounce,
+    DebounceParams,
+    DebounceState,
+)
+from pipecat_speculative.turns.free_patience_user_turn_stop_strategy import (
+    FreePatienceUserTurnStopStrategy,
+)
+from pipecat_speculative.turns.speculation_events import (
+    DebounceChange,
+    SpeculationRecord,
+    UserTurnCommit,
+    WithdrawalReason,
+)
+from pipecat_speculative.turns.speculation_planner import (
+    SpeculationPhase,
+    SpeculationPlanner,
+    SpeculativeTurnParams,
+)
+from pipecat_speculative.turns.speculative_turn_strategies import (
+    CommitRule,
+    speculative_turn_strategies,
+)
+from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
+    SpeculativeUserTurnStopStrategy,
+)
+
+__all__ = [
+    "AdaptiveDebounce",
+    "CommitRule",
+    "DebounceChange",
+    "DebounceParams",
+    "DebounceState",
+    "FreePatienceUserTurnStopStrategy",
+    "SpeculationPhase",
+    "SpeculationPlanner",
+    "SpeculationRecord",
+    "SpeculativeTurnParams",
+    "SpeculativeUserTurnStopStrategy",
+    "UserTurnCommit",
+    "WithdrawalReason",
+    "speculative_turn_strategies",
+]

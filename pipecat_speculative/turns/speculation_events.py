@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+__all__ = ["DebounceChange", "SpeculationRecord", "UserTurnCommit", "WithdrawalReason"]
+
 
 class WithdrawalReason(StrEnum):
     """Why a speculation was withdrawn.

@@ -1,0 +1,82 @@
+"""One call that returns ready ``UserTurnStrategies`` with speculation on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pipecat.turns.user_start import BaseUserTurnStartStrategy
+from pipecat.turns.user_stop import BaseUserTurnStopStrategy
+from pipecat.turns.user_stop.eager_match_policy import EagerMatchPolicy
+from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
+    SpeechTimeoutUserTurnStopStrategy,
+)
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from pipecat_speculative.turns.free_patience_user_turn_stop_strategy import (
+    FreePatienceUserTurnStopStrategy,
+)
+from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
+from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
+    SpeculativeUserTurnStopStrategy,
+)
+
+__all__ = ["CommitRule", "speculative_turn_strategies"]
+
+CommitRule = Literal["free_patience", "speech_timeout", "smart_turn"]
+
+
+def speculative_turn_strategies(
+    *,
+    commit: CommitRule | BaseUserTurnStopStrategy = "free_patience",
+    params: SpeculativeTurnParams | None = None,
+    match_policy: EagerMatchPolicy | None = None,
+    start: list[BaseUserTurnStartStrategy] | None = None,
+    user_speech_timeout: float = 0.6,
+    clock: Callable[[], float] | None = None,
+) -> UserTurnStrategies:
+    """Build ``UserTurnStrategies`` whose stop strategy speculates.
+
+    Example::
+
+        user_params = LLMUserAggregatorParams(
+            user_turn_strategies=speculative_turn_strategies(),
+            vad_analyzer=SileroVADAnalyzer(),
+        )
+
+    Args:
+        commit: The rule that decides the turn is over: ``"free_patience"`` (default: a speech
+            timeout that follows how long the answer takes to be ready), ``"speech_timeout"``
+            (Pipecat's fixed ``user_speech_timeout``), ``"smart_turn"`` (Pipecat's local
+            smart-turn v3 analyzer), or any stop strategy instance (e.g. Pipecat's
+            ``EagerUserTurnStopStrategy`` with Deepgram Flux, which then speculates itself).
+        params: Speculation bounds and the adaptive debounce tuning.
+        match_policy: Committed-vs-speculated comparison; Pipecat's ``NormalizedMatch`` if None.
+        start: Start strategies; Pipecat's defaults (VAD, then transcription) if None.
+        user_speech_timeout: Timeout for ``commit="speech_timeout"``.
+        clock: Monotonic clock for the strategy (tests).
+
+    Returns:
+        Strategies to pass as ``LLMUserAggregatorParams(user_turn_strategies=...)``.
+    """
+    if isinstance(commit, BaseUserTurnStopStrategy):
+        rule = commit
+    elif commit == "free_patience":
+        rule = FreePatienceUserTurnStopStrategy()
+    elif commit == "speech_timeout":
+        rule = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=user_speech_timeout)
+    elif commit == "smart_turn":
+        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+        from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+        rule = TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())
+    else:
+        raise ValueError(
+            f"unknown commit rule {commit!r}: use 'free_patience', 'speech_timeout', "
+            "'smart_turn' or a BaseUserTurnStopStrategy"
+        )
+    kwargs = {"clock": clock} if clock is not None else {}
+    strategy = SpeculativeUserTurnStopStrategy(
+        commit_strategy=rule, params=params, match_policy=match_policy, **kwargs
+    )
+    return UserTurnStrategies(start=start, stop=[strategy])
