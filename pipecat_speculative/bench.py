@@ -202,6 +202,13 @@ def _place(commit: float, playbacks: Sequence[TurnPlayback]) -> int | None:
     return index
 
 
+def _user_done_at(playback: TurnPlayback) -> float:
+    """Wall-clock end of the turn's last segment (projected while it is still being spoken)."""
+    if len(playback.segment_end_wall) == len(playback.turn.segments):
+        return playback.segment_end_wall[-1]
+    return playback.wall_start + playback.turn.speech_end_secs
+
+
 def score_session(result: SessionResult) -> list[ScoredTurn]:
     """Place each committed turn of a session in the scenario and judge its commit."""
     scored = []
@@ -212,8 +219,7 @@ def score_session(result: SessionResult) -> list[ScoredTurn]:
             scored.append(ScoredTurn(record, None, False, False))
             continue
         playback = result.playbacks[index]
-        done_at = playback.speech_end_wall
-        false_commit = done_at is not None and commit is not None and commit < done_at
+        false_commit = commit is not None and commit < _user_done_at(playback)
         scored.append(ScoredTurn(record, index, playback.turn.turn.needs_rag, false_commit))
     return scored
 

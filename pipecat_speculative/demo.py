@@ -26,6 +26,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from pipecat_speculative.bench import score_session
 from pipecat_speculative.metrics.sinks.jsonl_sink import JSONLSink
 from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
 from pipecat_speculative.offline_session import (
@@ -50,7 +51,7 @@ __all__ = [
 DEFAULT_DEMO_SCENARIO = "reference_conversation"
 """The built-in scenario the demo plays by default."""
 
-_BAR_WIDTH = 28
+_BAR_WIDTH = 24
 
 _MOMENT_LABELS: tuple[tuple[str, str], ...] = (
     ("vad_stop", "VAD stop"),
@@ -83,7 +84,7 @@ def waterfall_rows(record: TurnRecord) -> list[tuple[float, str, str]]:
         # that to 0 and keeps the real (negative) value in ``clamped``.
         started = record.clamped.get(f"speculation[{pos}].started", spec.started_ms)
         resolved = record.clamped.get(f"speculation[{pos}].resolved", spec.resolved_ms)
-        text = _short(spec.text or "", 32)
+        text = _short(spec.text or "", 16)
         if started is not None:
             rows.append((started, f"speculation #{spec.index} starts [{text}]", "cyan"))
         if resolved is not None:
@@ -96,8 +97,14 @@ def waterfall_rows(record: TurnRecord) -> list[tuple[float, str, str]]:
     return rows
 
 
-def print_waterfall(record: TurnRecord, console: Console):
-    """Print one turn's waterfall: every moment from the real end of speech, with a bar."""
+def print_waterfall(record: TurnRecord, console: Console, *, false_commit: bool = False):
+    """Print one turn's waterfall: every moment from the real end of speech, with a bar.
+
+    Args:
+        record: The turn record.
+        console: Where to print.
+        false_commit: The scenario says the user was not done when this turn was committed.
+    """
     rows = waterfall_rows(record)
     total = record.stage("total")
     first = min([r[0] for r in rows] + [0.0])
@@ -108,14 +115,19 @@ def print_waterfall(record: TurnRecord, console: Console):
         f"{'n/a' if total is None else f'{total:,.0f} ms'} after end of speech"
     )
     table = Table(title=title, title_justify="left", show_header=True, box=None, pad_edge=False)
-    table.add_column("ms", justify="right", style="dim")
-    table.add_column("moment", no_wrap=True)
+    table.add_column("ms", justify="right", style="dim", no_wrap=True, min_width=6)
+    table.add_column("moment", no_wrap=True, max_width=40)
     table.add_column("", no_wrap=True)
     for at, label, style in rows:
         filled = int(round(_BAR_WIDTH * (at - first) / span))
         bar = Text("▇" * filled + "·" * (_BAR_WIDTH - filled), style=style or "blue")
         table.add_row(f"{at:,.0f}", Text(label, style=style), bar)
     console.print(table)
+    if false_commit:
+        console.print(
+            "  [bold yellow]false commit[/]: committed inside a pause, the user was not done; "
+            "the rest of what they said is the next turn"
+        )
     wasted = record.wasted_prompt_tokens + record.wasted_completion_tokens
     console.print(
         f"  answers {record.answers}, speculations {record.speculations_started} "
@@ -171,6 +183,11 @@ def print_summary(result: SessionResult, console: Console):
         else:
             now = "n/a" if summary.debounce_secs is None else f"{summary.debounce_secs * 1000:.0f}"
             console.print(f"debounce unchanged at {now} ms (too few samples to retune)")
+    false_commits = [t.record.turn for t in score_session(result) if t.false_commit]
+    console.print(
+        f"false commits (committed while the user was not done): {len(false_commits)}"
+        + (f" (turns {', '.join(map(str, false_commits))})" if false_commits else "")
+    )
     console.print(f"session wall time {result.wall_secs:.1f} s")
 
 
@@ -237,11 +254,18 @@ async def run_demo(
         console=console,
         transient=True,
     )
+    playbacks: list[TurnPlayback] = []
+
+    def _is_false_commit(record: TurnRecord) -> bool:
+        probe = SessionResult(SystemKind.SPECULATIVE, "", "", records=[record], playbacks=playbacks)
+        return any(t.false_commit for t in score_session(probe))
+
     async with StandinStack(profile) as stack:
         with progress:
             task = progress.add_task("starting the bot", total=len(rendered.turns))
 
             def on_user_turn(playback: TurnPlayback):
+                playbacks.append(playback)
                 progress.update(
                     task,
                     description=f"user turn {playback.turn.index + 1}/{len(rendered.turns)}: "
@@ -250,7 +274,7 @@ async def run_demo(
 
             def on_turn(record: TurnRecord):
                 progress.update(task, advance=1, description="waiting for the user")
-                print_waterfall(record, progress.console)
+                print_waterfall(record, progress.console, false_commit=_is_false_commit(record))
 
             result = await run_scenario_session(
                 rendered,
