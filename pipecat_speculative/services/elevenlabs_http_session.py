@@ -168,11 +168,14 @@ class ElevenLabsHttpSession:
         url = f"{self._base_url}/v1/models"
         headers = {"xi-api-key": self._api_key}
 
+        refusals: list[int] = []
+
         async def one() -> None:
             async with session.get(url, headers=headers) as response:
                 await response.read()
                 if response.status >= 400:
-                    raise RuntimeError(f"HTTP {response.status} from {url}")
+                    # Answered, so the connection is open and pooled; only the key is suspect.
+                    refusals.append(response.status)
 
         start = time.monotonic()
         error: str | None = None
@@ -196,6 +199,11 @@ class ElevenLabsHttpSession:
             connections=opened,
             error=error,
         )
+        if refusals:
+            logger.warning(
+                f"{self}: warmup request answered HTTP {refusals[0]}; the connection is warm, "
+                "but check the API key"
+            )
         if report.ok:
             logger.info(
                 f"{self}: ElevenLabs warmup complete in {report.ms} ms "

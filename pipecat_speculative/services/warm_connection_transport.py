@@ -185,6 +185,11 @@ class WarmConnectionTransport(_http.AsyncBaseTransport):
         lane_factory: Callable[[], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if http2:
+            try:
+                import h2  # noqa: F401
+            except ImportError as e:
+                raise ImportError("http2=True needs the 'h2' package") from e
         self._http2 = http2
         self._proxy = proxy
         self._lane_factory = lane_factory or self._default_lane

@@ -40,6 +40,7 @@ import urllib.request
 from typing import Any
 
 from loguru import logger
+from openai import APIStatusError
 from pipecat.frames.frames import CancelFrame, EndFrame, StartFrame
 
 from pipecat_speculative.services.warm_connection_transport import (
@@ -133,6 +134,7 @@ class WarmOpenAILLMMixin:
         self._warm_lock = asyncio.Lock()
         self._warmup_attempted = asyncio.Event()
         self._warm_task: asyncio.Task | None = None
+        self._warned_refusal = False
         self._warmups = WarmupRecorder(listener=warmup_listener, emit=self._call_event_handler)
         self._register_event_handler("on_warmup", sync=True)
 
@@ -254,8 +256,12 @@ class WarmOpenAILLMMixin:
         """Warm up, then keep spares and replace dead connections until cancelled."""
         transport = self._warm_transport
         assert transport is not None
-        report = await self.warmup()
-        failures = 0 if report is None or report.ok else 1
+        try:
+            report = await self.warmup()
+            failures = 0 if report is None or report.ok else 1
+        except Exception as e:  # upkeep must never take the service down
+            logger.warning(f"{self}: OpenAI warmup failed: {e}")
+            failures = 1
         retry_at = self._retry_at(failures)
         while True:
             with contextlib.suppress(TimeoutError):
@@ -264,7 +270,11 @@ class WarmOpenAILLMMixin:
             transport.changed.clear()
             if self._warmups.clock() < retry_at:
                 continue
-            ok = await self._tend_connections()
+            try:
+                ok = await self._tend_connections()
+            except Exception as e:
+                logger.warning(f"{self}: connection upkeep failed: {e}")
+                ok = False
             failures = 0 if ok else failures + 1
             retry_at = self._retry_at(failures)
 
@@ -330,17 +340,23 @@ class WarmOpenAILLMMixin:
     ) -> tuple[int, str | None]:
         """Open ``count`` new connections in parallel; returns (opened, first error or None)."""
         client = self._warm_client()
+        refusals: list[int] = []
 
         async def open_one(i: int) -> None:
             with WarmConnectionTransport.opening_new_connection():
-                if completion_first and i == 0:
-                    await client.chat.completions.create(
-                        model=self._settings.model,  # type: ignore[attr-defined]
-                        messages=[{"role": "user", "content": "Hi"}],
-                        max_completion_tokens=1,
-                    )
-                else:
-                    await client.models.list()
+                try:
+                    if completion_first and i == 0:
+                        await client.chat.completions.create(
+                            model=self._settings.model,  # type: ignore[attr-defined]
+                            messages=[{"role": "user", "content": "Hi"}],
+                            max_completion_tokens=1,
+                        )
+                    else:
+                        await client.models.list()
+                except APIStatusError as e:
+                    # An answer, even a refusal (a key restricted from listing models), means
+                    # the connection is open and reusable: that is all a warmup is for.
+                    refusals.append(e.status_code)
 
         try:
             async with asyncio.timeout(self._warmup_timeout_secs):
@@ -349,6 +365,12 @@ class WarmOpenAILLMMixin:
                 )
         except TimeoutError:
             return 0, f"no answer within {self._warmup_timeout_secs:g} s"
+        if refusals and not self._warned_refusal:
+            self._warned_refusal = True
+            logger.warning(
+                f"{self}: warmup request answered HTTP {refusals[0]}; the connection is warm, "
+                "but check the API key's permissions"
+            )
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         opened = count - len(errors)
         if errors:

@@ -1,6 +1,7 @@
 """WarmElevenLabsTTSService against the ElevenLabs stand-in: contexts ready ahead of text, reconnect."""
 
 import asyncio
+import json
 import socket
 
 from pipecat.frames.frames import (
@@ -11,6 +12,7 @@ from pipecat.frames.frames import (
     TTSAudioRawFrame,
     TTSSpeakFrame,
     TTSStoppedFrame,
+    TTSUpdateSettingsFrame,
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
@@ -184,3 +186,43 @@ async def test_warm_false_is_stock_pipecat():
     assert tts.warmup_reports == [] and tts.contexts_preopened == 0
     assert await tts.prepare_context() is None
     assert [c.text for c in server.tts_stats.contexts] == ["Hi there."]
+
+
+async def test_the_keepalive_also_keeps_the_waiting_context_alive():
+    async with ElevenLabsStandin(profile=profile(), speech="synthetic") as server:
+        tts = make_tts(server.ws_url)
+        sent: list[dict] = []
+
+        async def keepalive_once():
+            await asyncio.sleep(0.3)
+            socket_send = tts._websocket.send
+
+            async def recording_send(message):
+                sent.append(json.loads(message))
+                await socket_send(message)
+
+            tts._websocket.send = recording_send
+            await tts._send_keepalive()
+            tts._websocket.send = socket_send
+
+        await asyncio.gather(run_test(tts, frames_to_send=[SleepFrame(0.6)]), keepalive_once())
+
+    pending = server.tts_stats.contexts[0].context_id
+    assert {"text": ""} in sent  # the socket's own keepalive (stock)
+    assert {"text": "", "context_id": pending} in sent
+
+
+async def test_a_voice_settings_change_replaces_the_waiting_context():
+    async with ElevenLabsStandin(profile=profile(), speech="synthetic") as server:
+        tts = make_tts(server.ws_url)
+        frames = [
+            SleepFrame(0.2),
+            TTSUpdateSettingsFrame(delta=WarmElevenLabsTTSService.Settings(stability=0.3)),
+            SleepFrame(0.2),
+            TTSSpeakFrame("With the new voice."),
+        ]
+        await run_test(tts, frames_to_send=frames)
+
+    stale, fresh = server.tts_stats.contexts[:2]
+    assert stale.text == "" and stale.close_requested_at is not None
+    assert fresh.text == "With the new voice." and fresh.opened_at < fresh.first_text_at
