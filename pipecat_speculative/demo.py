@@ -172,7 +172,18 @@ def print_summary(result: SessionResult, console: Console):
             f"adopted, {summary.speculations_withdrawn} withdrawn; cancellation rate {rate}; "
             f"wasted {summary.wasted_prompt_tokens}+{summary.wasted_completion_tokens} tokens "
             f"(prompt+completion), {summary.wasted_tts_characters} TTS characters"
+            + (
+                f"; {summary.withdrawn_without_usage} withdrawn with no usage reported "
+                "(their waste is unknown, not 0)"
+                if summary.withdrawn_without_usage
+                else ""
+            )
         )
+        for warmup in summary.warmups:
+            console.print(
+                f"warmup {warmup.service}: {warmup.secs * 1000:.0f} ms "
+                f"({'ok' if warmup.ok else 'FAILED'})"
+            )
         if summary.debounce_history:
             for change in summary.debounce_history:
                 console.print(
