@@ -590,7 +590,11 @@ def print_bench_table(document: dict[str, Any], console: Console):
     console.print(
         f"runtime {document['runtime_secs']['total']} s (render {document['runtime_secs']['render']} s); "
         f"warm {'on' if document['warm'] else 'off'}"
-        + ("" if document["warm_services_available"] else " (no warm services installed yet)")
+        + (
+            " (no warm services installed)"
+            if document["warm"] and not document["warm_services_available"]
+            else ""
+        )
     )
 
 
