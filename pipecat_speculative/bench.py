@@ -20,7 +20,8 @@ ground truth:
   before the usage chunk (the usual fate of a cancelled OpenAI stream), the prompt tokens and the
   completion tokens the stand-in had sent, as its billing records say.
 - ``false_commit_rate``: committed turns whose commit came while the scenario says the user was
-  not done (in a pause that is not the last of the turn) / committed turns.
+  not done (in a pause that is not the last of the turn, or during a later segment; a commit
+  within :data:`FALSE_COMMIT_TOLERANCE_SECS` of the true end does not count) / committed turns.
 - ``answers_per_committed_turn``: distinct answers that reached the output / committed turns.
 - ``limit_ms`` (top level): what the profile allows at best: VAD stop + LLM first sentence + TTS
   first audio, or the earliest commit when later.
@@ -58,6 +59,7 @@ from pipecat_speculative.standins.profile import LatencyProfile
 
 __all__ = [
     "BENCH_SYSTEMS",
+    "FALSE_COMMIT_TOLERANCE_SECS",
     "BenchOptions",
     "ScoredTurn",
     "limit_ms",
@@ -78,6 +80,11 @@ FIRST_SENTENCE_TOKENS = 9.5
 """Tokens streamed after the first one until the first sentence is released: the stand-in's
 answers open with a sentence of ~38 characters (≈ 9.5 estimated tokens), and the sentence
 aggregator releases it when the next word arrives."""
+
+FALSE_COMMIT_TOLERANCE_SECS = 0.15
+"""A commit less than this before the true end of the last segment is an end of turn predicted on
+the last word (an STT like Flux with no end-of-turn delay fires at the last word's end, which can
+precede the audio's trailing samples by a few ms), not a cut-in: it is not a false commit."""
 
 LATENCY_FIELDS: tuple[str, ...] = (
     "latency_ms",
@@ -219,7 +226,9 @@ def score_session(result: SessionResult) -> list[ScoredTurn]:
             scored.append(ScoredTurn(record, None, False, False))
             continue
         playback = result.playbacks[index]
-        false_commit = commit is not None and commit < _user_done_at(playback)
+        false_commit = (
+            commit is not None and commit < _user_done_at(playback) - FALSE_COMMIT_TOLERANCE_SECS
+        )
         scored.append(ScoredTurn(record, index, playback.turn.turn.needs_rag, false_commit))
     return scored
 
