@@ -201,6 +201,8 @@ def test_a_commit_inside_a_pause_the_user_went_on_after_is_a_false_commit():
             record(0, pause_end, 600, answers=0),  # committed in the 900 ms pause
             record(1, p1.segment_end_wall[1], 600),
             record(2, p2.segment_end_wall[0], 600),
+            # An end of turn predicted on the last word, a few ms before its audio ends.
+            record(3, p2.segment_end_wall[0] - 0.55, 500),
         ],
     )
 
@@ -209,6 +211,7 @@ def test_a_commit_inside_a_pause_the_user_went_on_after_is_a_false_commit():
     assert [(t.scenario_turn, t.false_commit, t.needs_rag) for t in scored] == [
         (0, True, False),
         (0, False, False),
+        (1, False, True),
         (1, False, True),
     ]
 
