@@ -9,7 +9,8 @@ same audio and the same services:
   no speculation, plain ``OpenAILLMService``.
 - ``eager_flux``: Pipecat's own speculation. Deepgram Flux with ``enable_eager_end_of_turn``; the
   turn strategies Flux recommends decide (the local VAD only timestamps the end of speech).
-- ``speculative``: this plugin. Deepgram Nova + Silero VAD, the
+- ``speculative``: this plugin. Deepgram Nova + Silero VAD, warm services (OpenAI, Deepgram,
+  ElevenLabs connections ready before the first turn; ``warm=False`` leaves them stock), the
   :class:`~pipecat_speculative.turns.speculative_user_turn_stop_strategy.SpeculativeUserTurnStopStrategy`
   (adaptive debounce, free-patience commit) and
   :class:`~pipecat_speculative.services.openai_llm_service.SpeculativeOpenAILLMService`.
@@ -55,6 +56,8 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat_speculative.metrics.sinks.base_sink import BaseTurnTimingSink
 from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
 from pipecat_speculative.services.openai_llm_service import SpeculativeOpenAILLMService
+from pipecat_speculative.services.warm_deepgram_stt import WarmDeepgramSTTService
+from pipecat_speculative.services.warm_elevenlabs_tts import WarmElevenLabsTTSService
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
     SpeculativeUserTurnStopStrategy,
@@ -235,7 +238,11 @@ class BotPipeline:
             await client.close()
 
 
-def _build_stt(config: BotPipelineConfig) -> STTService:
+def _warm_kwargs(config: BotPipelineConfig, observer: TurnTimingObserver) -> dict[str, Any]:
+    return {"warm": config.warm, "warmup_listener": observer.record_warmup}
+
+
+def _build_stt(config: BotPipelineConfig, observer: TurnTimingObserver) -> STTService:
     ep = config.endpoints
     if config.system == SystemKind.EAGER_FLUX:
         kwargs: dict[str, Any] = {}
@@ -254,6 +261,11 @@ def _build_stt(config: BotPipelineConfig) -> STTService:
         kwargs["base_url"] = ep.deepgram_base_url
     if config.deepgram_tag:
         kwargs["tag"] = config.deepgram_tag
+    if config.system == SystemKind.SPECULATIVE:
+        kwargs.update(_warm_kwargs(config, observer))
+        return WarmDeepgramSTTService(
+            api_key=ep.deepgram_api_key, sample_rate=config.sample_rate, **kwargs
+        )
     return DeepgramSTTService(api_key=ep.deepgram_api_key, sample_rate=config.sample_rate, **kwargs)
 
 
@@ -274,21 +286,26 @@ def _build_llm(config: BotPipelineConfig, observer: TurnTimingObserver) -> LLMSe
         # Stock Pipecat: a plain service, connections opened on first use.
         return OpenAILLMService(api_key=ep.openai_api_key, settings=settings, **kwargs)
     if warm_llm_available():
-        kwargs["warm"] = config.warm
-        kwargs["warmup_listener"] = observer.record_warmup
+        kwargs.update(_warm_kwargs(config, observer))
     return SpeculativeOpenAILLMService(api_key=ep.openai_api_key, settings=settings, **kwargs)
 
 
-def _build_tts(config: BotPipelineConfig) -> ElevenLabsTTSService:
+def _build_tts(config: BotPipelineConfig, observer: TurnTimingObserver) -> ElevenLabsTTSService:
     ep = config.endpoints
     kwargs: dict[str, Any] = {}
     if ep.elevenlabs_ws_url:
         kwargs["url"] = ep.elevenlabs_ws_url
+    settings = ElevenLabsTTSService.Settings(voice=config.tts_voice)
+    if config.system == SystemKind.SPECULATIVE:
+        return WarmElevenLabsTTSService(
+            api_key=ep.elevenlabs_api_key,
+            sample_rate=config.sample_rate,
+            settings=settings,
+            **kwargs,
+            **_warm_kwargs(config, observer),
+        )
     return ElevenLabsTTSService(
-        api_key=ep.elevenlabs_api_key,
-        sample_rate=config.sample_rate,
-        settings=ElevenLabsTTSService.Settings(voice=config.tts_voice),
-        **kwargs,
+        api_key=ep.elevenlabs_api_key, sample_rate=config.sample_rate, settings=settings, **kwargs
     )
 
 
@@ -343,9 +360,9 @@ def build_bot_pipeline(
     observer = TurnTimingObserver(
         sinks=list(config.sinks), log=config.log_turns, session_id=config.session_id
     )
-    stt = _build_stt(config)
+    stt = _build_stt(config, observer)
     llm = _build_llm(config, observer)
-    tts = _build_tts(config)
+    tts = _build_tts(config, observer)
     context = LLMContext()
     aggregators = LLMContextAggregatorPair(context, user_params=_user_params(config, strategy))
     user_aggregator, assistant_aggregator = aggregators.user(), aggregators.assistant()

@@ -42,6 +42,8 @@ from pipecat_speculative.pipeline_builder import (
 from pipecat_speculative.scenarios.player import TurnPlayback, render_turn
 from pipecat_speculative.scenarios.scenario import parse_scenario
 from pipecat_speculative.services.openai_llm_service import SpeculativeOpenAILLMService
+from pipecat_speculative.services.warm_deepgram_stt import WarmDeepgramSTTService
+from pipecat_speculative.services.warm_elevenlabs_tts import WarmElevenLabsTTSService
 from pipecat_speculative.standins.profile import LatencyProfile
 from pipecat_speculative.transports import PacedOutputTransport
 
@@ -158,6 +160,8 @@ async def test_the_builder_wires_each_system_with_its_services(system):
         flux = system == SystemKind.EAGER_FLUX
         assert isinstance(bot.stt, DeepgramFluxSTTService if flux else DeepgramSTTService)
         assert bot.warm_available is False
+        assert isinstance(bot.tts, WarmElevenLabsTTSService) == speculative
+        assert isinstance(bot.stt, WarmDeepgramSTTService) == speculative
         if speculative and warm_llm_available():
             assert bot.llm.warm is False  # --no-warm reaches the service
     finally:
