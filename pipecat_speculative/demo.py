@@ -245,6 +245,7 @@ async def run_demo(
     profile = LatencyProfile.from_file(profile_path) if profile_path else LatencyProfile.reference()
     jsonl_path = out_dir / "demo_turns.jsonl"
     wav_path = out_dir / "demo_conversation.wav"
+    jsonl_path.unlink(missing_ok=True)  # noqa: ASYNC240 - the JSONL sink appends; one run per file
 
     started = time.monotonic()
     with console.status("rendering the user's speech with Piper (cached after the first run)"):
