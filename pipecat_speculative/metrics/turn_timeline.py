@@ -810,11 +810,15 @@ class TurnTimingTracker:
                 return
             tts_secs = self._recent_tts_first_audio_secs
             sentence_secs = self._recent_first_sentence_secs
+        if sentence_secs is None:
+            # Never a guess: leaving the first sentence out made the free-patience commit rule
+            # believe answers were ready ~0.7 s sooner than they were, and commit inside pauses.
+            return
         inference.readiness_emitted = True
         self._events.append(
             AnswerReadiness(
                 index=_spec_index(inference),
-                secs=llm_secs + (sentence_secs or 0.0) + tts_secs,
+                secs=llm_secs + sentence_secs + tts_secs,
                 llm_first_token_secs=llm_secs,
                 first_sentence_secs=sentence_secs,
                 tts_first_audio_secs=tts_secs,

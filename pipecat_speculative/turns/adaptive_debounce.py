@@ -60,6 +60,9 @@ class DebounceParams:
         step_secs: Fixed step used when the pauses cannot explain the observed rate.
         margin_secs: Added to a learned pause length so a speculation does not race a resumption
             that happens at exactly that moment.
+        max_jump_secs: Largest change at once. The pauses seen may all come from one hesitant
+            sentence; moving part of the way and re-measuring keeps one turn of thinking aloud
+            from setting the delay for the whole session.
         adaptive: False fixes the delay at ``initial_secs``.
     """
 
@@ -73,6 +76,7 @@ class DebounceParams:
     pause_window: int = 40
     step_secs: float = 0.05
     margin_secs: float = 0.03
+    max_jump_secs: float = 0.3
     adaptive: bool = True
 
     def __post_init__(self):
@@ -90,8 +94,8 @@ class DebounceParams:
             )
         if self.min_samples < 1 or self.window < self.min_samples or self.pause_window < 1:
             raise ValueError("need 1 <= min_samples <= window and pause_window >= 1")
-        if self.step_secs <= 0 or self.margin_secs < 0:
-            raise ValueError("need step_secs > 0 and margin_secs >= 0")
+        if self.step_secs <= 0 or self.margin_secs < 0 or self.max_jump_secs <= 0:
+            raise ValueError("need step_secs > 0, margin_secs >= 0 and max_jump_secs > 0")
 
     @property
     def target(self) -> float:
@@ -203,7 +207,10 @@ class AdaptiveDebounce:
             return None
 
         new, why = self._estimate(rate)
-        new = min(p.max_secs, max(p.min_secs, new))
+        step = max(-p.max_jump_secs, min(p.max_jump_secs, new - self._delay))
+        if abs(step) < abs(new - self._delay):
+            why += f"; moving at most {p.max_jump_secs:.2f} s at once"
+        new = min(p.max_secs, max(p.min_secs, self._delay + step))
         if abs(new - self._delay) < 1e-3:
             # Pinned at a bound: nothing to change, but start a fresh sample so the rate
             # reflects the present rather than a growing history.

@@ -105,7 +105,7 @@ class SpeculativeTurnParams:
     debounce: DebounceParams = field(default_factory=DebounceParams)
     resume_withdraw_secs: float = 0.5
     speculation_timeout_secs: float = 5.0
-    max_speculations_per_turn: int = 4
+    max_speculations_per_turn: int = 6
     max_utterance_words: int = 80
     own_speculation: bool = True
 

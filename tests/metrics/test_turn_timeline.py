@@ -511,3 +511,26 @@ def test_no_moment_or_stage_is_ever_negative_whatever_the_order(events):
     if summary is not None:
         for rate in (summary.cancel_rate, summary.window_cancel_rate, summary.hit_rate):
             assert rate is None or 0.0 <= rate <= 1.0
+
+
+def test_answer_readiness_is_not_reported_while_the_first_sentence_time_is_unknown():
+    """A session of held (adopted) answers never measures a first sentence: no readiness then."""
+    t = TurnTimingTracker(session_id="s")
+    t.speech_started(0.0)
+    t.vad_stopped(1.2, stop_secs=0.2)
+    t.inference_started(1.4, key=1, speculative=True, text="q")
+    t.llm_processing_started(1.41, llm="llm", key=1)
+    t.llm_ttfb(1.9, llm="llm", value_secs=0.5)
+    t.user_turn_committed(2.5)  # held until here: its first sentence is not its own
+    t.first_sentence(2.6)
+    t.tts_started(2.601, context_id="c1")
+    t.tts_audio(2.85, context_id="c1")
+    t.bot_started_speaking(2.87)
+    t.bot_stopped_speaking(3.5)
+    t.speech_started(10.0)
+    t.vad_stopped(11.2, stop_secs=0.2)
+    t.inference_started(11.4, key=2, speculative=True, text="q2")
+    t.llm_processing_started(11.41, llm="llm", key=2)
+    t.llm_ttfb(11.9, llm="llm", value_secs=0.5)
+    t.user_turn_committed(12.5)
+    assert [e for e in t.drain() if isinstance(e, AnswerReadiness)] == []

@@ -47,7 +47,9 @@ def test_a_rate_inside_the_band_changes_nothing():
 
 
 def test_jumps_to_the_delay_the_pauses_say_would_reach_the_band():
-    debounce = AdaptiveDebounce(DebounceParams(initial_secs=0.2, min_samples=5, margin_secs=0.03))
+    debounce = AdaptiveDebounce(
+        DebounceParams(initial_secs=0.2, min_samples=5, margin_secs=0.03, max_jump_secs=1.0)
+    )
     # Five resumptions at 0.5-0.9 s and two turn ends: at 0.2 s every pause is a cancellation.
     for pause in (0.5, 0.6, 0.7, 0.8, 0.9):
         debounce.record_pause(pause, resumed=True)
@@ -139,3 +141,13 @@ def test_invalid_params_are_rejected():
         DebounceParams(target_low=0.5, target_high=0.4)
     with pytest.raises(ValueError):
         DebounceParams(initial_secs=2.0)
+
+
+def test_one_hesitant_sentence_moves_the_delay_only_part_of_the_way():
+    debounce = AdaptiveDebounce(DebounceParams(initial_secs=0.2, min_samples=5, max_jump_secs=0.3))
+    debounce.record_pause(2.0, resumed=False)
+    for pause in (0.7, 0.8, 0.9, 0.95, 1.0):
+        debounce.record_pause(pause, resumed=True)
+        debounce.record_outcome(withdrawn=True)
+    assert debounce.delay_secs == pytest.approx(0.5)
+    assert "at most 0.30 s" in debounce.changes[-1].reason
