@@ -25,7 +25,7 @@ async def no_leaked_tasks():
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _LEAK_GRACE_SECS
-    while leaked() and loop.time() < deadline:
+    while leaked() and loop.time() < deadline:  # noqa: ASYNC110 - polling other tasks
         await asyncio.sleep(0.02)
     left = leaked()
     if left:
