@@ -60,6 +60,11 @@ def answers(frames):
     return [tuple(r) for r in out]
 
 
+def _answers(text: str, completed: bool, committed: str) -> bool:
+    expected = f"ANSWER: {committed}"
+    return text == expected if completed else expected.startswith(text)
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -97,12 +102,13 @@ async def test_one_answer_per_committed_turn_and_nothing_withdrawn_is_heard(
     # cancelled before it started); the turn the user then commits is answered instead. So each
     # heard answer maps, in order, to a committed turn; only the last committed turn is certain
     # to be answered in full; and no turn is answered twice.
+    # Greedy in-order matching: a completed answer must equal its turn's answer, a cut-short one
+    # must be a prefix of it (a cut-short "ANSWER: want for" may belong to "want for want book").
     position = 0
     for text, completed in heard:
-        while position < len(committed) and not f"ANSWER: {committed[position]}".startswith(text):
+        while position < len(committed) and not _answers(text, completed, committed[position]):
             position += 1
         assert position < len(committed), (heard, committed)
-        assert not completed or text == f"ANSWER: {committed[position]}", (heard, committed)
         position += 1
     turn_starts = sum(isinstance(f, UserStartedSpeakingFrame) for f in down)
     if turn_starts == len(committed):
