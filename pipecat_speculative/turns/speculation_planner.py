@@ -61,6 +61,10 @@ __all__ = [
 ]
 
 
+_MIN_BACKOFF_BASE_SECS = 0.1
+"""Backoff starts from at least this delay, so a zero session delay still backs off."""
+
+
 class SpeculationPhase(Enum):
     """Where the planner is within a pause.
 
@@ -97,6 +101,14 @@ class SpeculativeTurnParams:
             pausing mid-thought does not cost an inference per pause.
         max_utterance_words: No speculation once the turn text is longer than this: long
             monologues are rarely finished at a pause and cost the most tokens per guess.
+        resume_backoff: Within one turn, every speculation withdrawn because the user resumed
+            multiplies the wait before the next speculation of that turn by this factor (from
+            at least 0.1 s, up to ``debounce.max_secs``). A speaker who has paused mid-thought
+            once in a turn tends to again: backing off spends fewer inferences on their
+            mid-thought pauses and keeps the per-turn cap from running out before the pause
+            that really ends the turn (which then gets no speculation and pays the full
+            inference after the commit). With free patience the commit waits as much longer,
+            so a hesitant speaker also gets more time. 1.0 disables it.
         own_speculation: False leaves speculation to the commit strategy (Deepgram Flux's eager end
             of turn through Pipecat's ``EagerUserTurnStopStrategy``); the planner then only
             accounts for it.
@@ -107,6 +119,7 @@ class SpeculativeTurnParams:
     speculation_timeout_secs: float = 5.0
     max_speculations_per_turn: int = 6
     max_utterance_words: int = 80
+    resume_backoff: float = 1.5
     own_speculation: bool = True
 
     def __post_init__(self):
@@ -114,6 +127,8 @@ class SpeculativeTurnParams:
             raise ValueError("resume_withdraw_secs and speculation_timeout_secs must be > 0")
         if self.max_speculations_per_turn < 1 or self.max_utterance_words < 1:
             raise ValueError("max_speculations_per_turn and max_utterance_words must be >= 1")
+        if self.resume_backoff < 1.0:
+            raise ValueError(f"resume_backoff must be >= 1.0, got {self.resume_backoff}")
 
 
 @dataclass(frozen=True)
@@ -231,6 +246,7 @@ class SpeculationPlanner:
 
         self._turn = 0
         self._turn_speculations: list[SpeculationRecord] = []
+        self._turn_resumptions = 0
         self._tool_blocked = False
         self._timed_out_text: str | None = None
         self._next_id = 1
@@ -262,6 +278,22 @@ class SpeculationPlanner:
         return self._phase
 
     @property
+    def speculation_delay_secs(self) -> float:
+        """The silence after VAD stop the next speculation of this turn waits for.
+
+        The adaptive debounce's session delay, backed off by ``resume_backoff`` for every
+        speculation of this turn that the user's resumed speech withdrew.
+        """
+        delay = self._debounce.delay_secs
+        if not self._turn_resumptions or self._params.resume_backoff == 1.0:
+            return delay
+        ceiling = max(delay, self._debounce.params.max_secs)
+        backed_off = max(delay, _MIN_BACKOFF_BASE_SECS) * (
+            self._params.resume_backoff**self._turn_resumptions
+        )
+        return min(ceiling, backed_off)
+
+    @property
     def speculation(self) -> SpeculationRecord | None:
         """The speculation in flight, if any."""
         return self._speculation
@@ -288,6 +320,7 @@ class SpeculationPlanner:
     def turn_started(self, now: float) -> list[PlannerAction]:
         """A user turn started: per-turn bounds reset (the text does not; see turn_stopped)."""
         self._turn_speculations = []
+        self._turn_resumptions = 0
         self._tool_blocked = False
         self._timed_out_text = None
         return []
@@ -303,6 +336,7 @@ class SpeculationPlanner:
         self._pause_start = None
         self._resume_at = None
         self._debounce_elapsed = False
+        self._turn_resumptions = 0
         self._turn += 1
         return actions
 
@@ -332,7 +366,7 @@ class SpeculationPlanner:
             return actions
         self._phase = SpeculationPhase.DEBOUNCING
         self._debounce_elapsed = False
-        actions += self._arm(TimerKind.DEBOUNCE, self._debounce.delay_secs)
+        actions += self._arm(TimerKind.DEBOUNCE, self.speculation_delay_secs)
         return actions
 
     def interim_transcript(self, now: float, text: str) -> list[PlannerAction]:
@@ -506,6 +540,7 @@ class SpeculationPlanner:
         self._resume_at = None
         if self._speculation is not None and self._params.own_speculation:
             actions += self._resolve(now, WithdrawalReason.RESUMED)
+            self._turn_resumptions += 1
         self._phase = SpeculationPhase.IDLE
         return actions
 
@@ -545,7 +580,7 @@ class SpeculationPlanner:
             text=text,
             started_at=now,
             vad_stopped_at=self._pause_start,
-            delay_secs=self._debounce.delay_secs,
+            delay_secs=self.speculation_delay_secs,
         )
         self._next_id += 1
         self._turn_speculations.append(record)

@@ -120,7 +120,7 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         self._vad_speaking = False
 
         if isinstance(self._inner, FreePatienceUserTurnStopStrategy):
-            self._inner.set_speculation_delay_provider(lambda: self._planner.debounce.delay_secs)
+            self._inner.set_speculation_delay_provider(lambda: self._planner.speculation_delay_secs)
 
         for event in (
             "on_speculation_started",

@@ -166,6 +166,72 @@ def test_the_per_turn_cap_and_the_utterance_length_bound_hold():
     assert long.timer_fired(1.2, TimerKind.DEBOUNCE) == []
 
 
+def resume_with_words(p: SpeculationPlanner, t: float, words: str):
+    """The user resumes at ``t`` and a transcript confirms it; then pauses again at ``t + 1``."""
+    p.vad_started(t)
+    p.interim_transcript(t + 0.1, words)
+    p.final_transcript(t + 0.5, words)
+    return p.vad_stopped(t + 1.0)
+
+
+def test_each_resumption_in_a_turn_backs_off_the_next_speculation():
+    p = planner(resume_backoff=2.0)
+    speak(p, 0, "I want")
+    p.timer_fired(1.2, TimerKind.DEBOUNCE)
+    assert resume_with_words(p, 1.5, "to book") == [ArmTimer(TimerKind.DEBOUNCE, 0.4)]
+    assert p.timer_fired(2.9, TimerKind.DEBOUNCE)[0].record.delay_secs == 0.4
+    assert resume_with_words(p, 3.0, "a table") == [ArmTimer(TimerKind.DEBOUNCE, 0.8)]
+    p.timer_fired(4.8, TimerKind.DEBOUNCE)
+    # Bounded by the debounce ceiling (1.0 s by default).
+    assert resume_with_words(p, 5.0, "for two") == [ArmTimer(TimerKind.DEBOUNCE, 1.0)]
+    assert p.debounce.delay_secs == 0.2  # the session delay is the debounce's business
+    p.commit(7.5)
+    p.turn_stopped(7.5)
+    # The next turn starts from the session delay again.
+    assert speak(p, 10.0, "thanks") == [ArmTimer(TimerKind.DEBOUNCE, 0.2)]
+
+
+def test_a_pause_that_ended_without_a_speculation_does_not_back_off():
+    p = planner(resume_backoff=2.0)
+    speak(p, 0, "I want")
+    # Resumed before the delay ran out: nothing was spent, nothing to back off from.
+    assert resume_with_words(p, 1.1, "to book") == [ArmTimer(TimerKind.DEBOUNCE, 0.2)]
+
+
+def test_backoff_starts_from_a_floor_when_the_session_delay_is_zero():
+    p = planner(resume_backoff=2.0, debounce=DebounceParams(initial_secs=0.0))
+    speak(p, 0, "I want")
+    p.timer_fired(1.0, TimerKind.DEBOUNCE)
+    assert resume_with_words(p, 1.5, "to book") == [ArmTimer(TimerKind.DEBOUNCE, 0.2)]
+
+
+def test_no_backoff_when_disabled():
+    p = planner(resume_backoff=1.0)
+    speak(p, 0, "I want")
+    p.timer_fired(1.2, TimerKind.DEBOUNCE)
+    assert resume_with_words(p, 1.5, "to book") == [ArmTimer(TimerKind.DEBOUNCE, 0.2)]
+
+
+def test_backoff_keeps_a_speculation_for_the_final_pause_of_a_hesitant_turn():
+    # Seven mid-thought pauses of 0.4 s, then the end: without backoff the per-turn cap (3 here)
+    # runs out on the first three pauses and the final pause gets no speculation. With it, the
+    # delay goes 0.2 -> 0.3 -> 0.45 s: the pauses stop costing inferences after two.
+    def final_pause_speculates(backoff: float) -> bool:
+        p = planner(resume_backoff=backoff, max_speculations_per_turn=3)
+        speak(p, 0, "so")
+        t = 1.0
+        for i in range(7):
+            if p.speculation_delay_secs < 0.4:
+                p.timer_fired(t + p.speculation_delay_secs, TimerKind.DEBOUNCE)
+            resume_with_words(p, t + 0.4, f"word{i}")
+            t += 1.4
+        actions = p.timer_fired(t + p.speculation_delay_secs, TimerKind.DEBOUNCE)
+        return any(isinstance(a, StartSpeculation) for a in actions)
+
+    assert not final_pause_speculates(1.0)
+    assert final_pause_speculates(1.5)
+
+
 def test_turn_end_by_the_watchdog_withdraws_the_open_speculation():
     p = planner()
     speak(p, 0, "hello")
