@@ -15,6 +15,11 @@ The output transport writes audio in real time, so playback ends no earlier than
 slower than real time. The margin covers the transport's own silence detection (0.35 s in Pipecat
 1.14) and scheduling noise.
 
+While the answer is still being generated (a TTS context opened and not yet stopped) the audio so
+far is not all there will be: an LLM that streams its next sentence slowly leaves a gap in which
+Pipecat's output still counts the bot as speaking. The deadline then also allows ``stall_secs``,
+so a slow answer is not cut off as a dead client, while a TTS that never stops still ends the turn.
+
 This is a synchronous deadline computation with no task and no clock of its own: the owner feeds it
 times from its clock and asks :meth:`PlaybackWatchdog.expired`.
 """
@@ -31,15 +36,22 @@ class PlaybackWatchdog:
         margin_secs: Slack past the computed end of playback before the watchdog fires. 1.5 s
             covers the transport's 0.35 s stop detection several times over; a smaller margin
             fires on a merely slow client, a larger one keeps a dead client's turn open longer.
+        stall_secs: Extra slack while the answer is still being generated, for the gap before
+            its next audio (an LLM streaming its next sentence). 10 s is far beyond a healthy
+            LLM's gap between sentences and still bounds a TTS that never reports stopping.
     """
 
-    def __init__(self, margin_secs: float = 1.5):
-        if margin_secs < 0:
-            raise ValueError(f"margin_secs must be >= 0, got {margin_secs}")
+    def __init__(self, margin_secs: float = 1.5, *, stall_secs: float = 10.0):
+        if margin_secs < 0 or stall_secs < 0:
+            raise ValueError(
+                f"margin_secs and stall_secs must be >= 0, got {margin_secs}, {stall_secs}"
+            )
         self._margin_secs = margin_secs
+        self._stall_secs = stall_secs
         self._started_at: float | None = None
         self._audio_secs = 0.0
         self._last_chunk_end: float | None = None
+        self._generating: set[str | None] = set()
 
     def __str__(self):
         return f"PlaybackWatchdog(margin={self._margin_secs:.2f}s)"
@@ -65,6 +77,11 @@ class PlaybackWatchdog:
         return self._audio_secs
 
     @property
+    def generating(self) -> bool:
+        """Whether a TTS context of the answer is open (more audio may come)."""
+        return bool(self._generating)
+
+    @property
     def deadline(self) -> float | None:
         """When the watchdog fires, None until playback started."""
         if self._started_at is None:
@@ -72,7 +89,15 @@ class PlaybackWatchdog:
         end = self._started_at + self._audio_secs
         if self._last_chunk_end is not None:
             end = max(end, self._last_chunk_end)
-        return end + self._margin_secs
+        return end + self._margin_secs + (self._stall_secs if self._generating else 0.0)
+
+    def generation_started(self, context_id: str | None):
+        """A TTS context of the answer opened (``TTSStartedFrame``): more audio is coming."""
+        self._generating.add(context_id)
+
+    def generation_stopped(self, context_id: str | None):
+        """That TTS context finished (``TTSStoppedFrame``): its audio is all delivered."""
+        self._generating.discard(context_id)
 
     def add_audio(self, at: float, secs: float):
         """Account for an audio chunk handed to the output transport.
@@ -105,3 +130,4 @@ class PlaybackWatchdog:
         self._started_at = None
         self._audio_secs = 0.0
         self._last_chunk_end = None
+        self._generating.clear()

@@ -549,6 +549,13 @@ class TurnTimingTracker:
             self._tts_contexts.setdefault(context_id, inference)
         if inference.tts_started_at is None:
             inference.tts_started_at = at
+        if self._watchdog is not None and self._answering is not None:
+            self._watchdog.generation_started(context_id)
+
+    def tts_stopped(self, at: float, *, context_id: str | None):
+        """The TTS closed an audio context (``TTSStoppedFrame``): that answer's audio is all out."""
+        if self._watchdog is not None:
+            self._watchdog.generation_stopped(context_id)
 
     def tts_audio(self, at: float, *, context_id: str | None):
         """The TTS produced an audio chunk (first push of a ``TTSAudioRawFrame``)."""

@@ -56,6 +56,7 @@ from pipecat.frames.frames import (
     MetricsFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
+    TTSStoppedFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
@@ -332,6 +333,8 @@ class TurnTimingObserver(BaseObserver):
             self._tracker.interruption(at)
         elif isinstance(frame, TTSStartedFrame):
             self._tracker.tts_started(at, context_id=frame.context_id)
+        elif isinstance(frame, TTSStoppedFrame):
+            self._tracker.tts_stopped(at, context_id=frame.context_id)
         elif isinstance(frame, TTSAudioRawFrame):
             self._tracker.tts_audio(at, context_id=frame.context_id)
         elif isinstance(frame, BotStartedSpeakingFrame):
