@@ -595,10 +595,17 @@ class ScenarioAudioInput(BaseInputTransport):
             if action.playback is not None:
                 action.playback.bot_answered = answered
             if timed_out and not answered:
-                logger.warning(
-                    f"{self}: no bot answer within {action.timeout_secs:.1f} s after turn "
-                    f"{action.playback.turn.index if action.playback else '?'}; going on"
-                )
+                index = action.playback.turn.index if action.playback else "?"
+                if self._bot_speaking:
+                    logger.warning(
+                        f"{self}: the bot was still speaking {action.timeout_secs:.1f} s after "
+                        f"turn {index}; the user goes on over it"
+                    )
+                else:
+                    logger.warning(
+                        f"{self}: no bot answer within {action.timeout_secs:.1f} s after turn "
+                        f"{index}; going on"
+                    )
             return True
         return False
 
