@@ -44,6 +44,19 @@ REPORT_STAGES: tuple[tuple[str, str], ...] = (
 )
 """Stages shown in the table, with their column labels."""
 
+_NARROW_STAGES: tuple[tuple[str, str], ...] = (
+    ("total", "total"),
+    ("speech_to_llm_start", "→LLM"),
+    ("llm_first_token", "tok"),
+    ("first_sentence", "sent"),
+    ("tts_first_audio", "TTS"),
+    ("turn_detection", "commit"),
+)
+"""The columns kept on a narrow terminal (the stages that add up to most of the total)."""
+
+_WIDE_TABLE_COLUMNS = 140
+"""Below this console width the turns table uses :data:`_NARROW_STAGES`."""
+
 # The stages that tile t0 → first audio, drawn as the waterfall, with their colours.
 _WATERFALL: tuple[tuple[str, str, str, str], ...] = (
     ("speech→LLM start", "anchor", "llm_request", "#9e9e9e"),
@@ -188,15 +201,19 @@ def print_report(report: TimingReport, console: Console | None = None):
     """Print the turns, the per-stage percentiles and the speculation summary."""
     console = console or Console()
     many_sessions = len({t.session_id for t in report.turns}) > 1
-    turns = Table(title=f"Turns ({len(report.turns)})", show_lines=False)
+    narrow = console.width < _WIDE_TABLE_COLUMNS
+    stages = _NARROW_STAGES if narrow else REPORT_STAGES
+    title = f"Turns ({len(report.turns)}, ms{', narrow terminal: main stages' if narrow else ''})"
+    turns = Table(title=title, show_lines=False)
     if many_sessions:
         turns.add_column("session", style="dim")
     turns.add_column("turn", justify="right")
-    turns.add_column("kind")
-    for _, label in REPORT_STAGES:
+    if not narrow:
+        turns.add_column("kind")
+    for _, label in stages:
         turns.add_column(label, justify="right")
-    turns.add_column("spec a/w", justify="right")
-    turns.add_column("answers", justify="right")
+    turns.add_column("spec a/w" if not narrow else "a/w", justify="right")
+    turns.add_column("answers" if not narrow else "ans", justify="right")
     turns.add_column("end")
     for t in report.turns:
         kind = "spec" if t.speculative else "normal"
@@ -207,8 +224,8 @@ def print_report(report: TimingReport, console: Console | None = None):
         turns.add_row(
             *([t.session_id[:8]] if many_sessions else []),
             str(t.turn),
-            kind,
-            *(_ms(t.stage(stage)) for stage, _ in REPORT_STAGES),
+            *([kind] if not narrow else []),
+            *(_ms(t.stage(stage)) for stage, _ in stages),
             f"{t.speculations_adopted}/{t.speculations_withdrawn}",
             answers,
             end,

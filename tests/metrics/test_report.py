@@ -46,10 +46,19 @@ def test_the_report_prints_the_turns_percentiles_and_speculation(tmp_path):
     console = Console(record=True, width=200)
     print_report(load_report(demo_jsonl(tmp_path)), console)
     text = console.export_text()
-    assert "Turns (2)" in text
+    assert "Turns (2, ms)" in text
     assert "2,170" in text and "1,680" in text
     assert "p95" in text
     assert "hit rate" in text and "50%" in text
+
+
+def test_on_a_narrow_terminal_the_turns_table_keeps_whole_numbers(tmp_path):
+    console = Console(record=True, width=80)
+    print_report(load_report(demo_jsonl(tmp_path)), console)
+    text = console.export_text()
+    assert "narrow terminal" in text
+    assert "2,170" in text and "1,680" in text  # not cut to "2,…"
+    assert all(len(line) <= 80 for line in text.splitlines())
 
 
 def test_the_report_renders_a_png(tmp_path):
