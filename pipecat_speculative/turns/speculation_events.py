@@ -49,7 +49,10 @@ class SpeculationRecord:
         text: The user text the speculative inference was run against.
         started_at: Clock time the speculation was triggered.
         vad_stopped_at: Clock time of the VAD stop it followed, or None when none was seen.
-        delay_secs: The speculation delay (debounce) in force when it started.
+        delay_secs: The speculation delay in force when it started (the debounce's, or more
+            when earlier speculations of the turn were withdrawn by resumed speech).
+        backed_off: Started at a delay backed off within its turn (``resume_backoff``). Its
+            outcome says nothing about the session delay, so the debounce does not learn from it.
         resolved_at: Clock time of the outcome, None while open.
         adopted: True once the commit confirmed it.
         withdrawal_reason: Why it was withdrawn, None unless withdrawn.
@@ -61,6 +64,7 @@ class SpeculationRecord:
     started_at: float
     vad_stopped_at: float | None
     delay_secs: float
+    backed_off: bool = False
     resolved_at: float | None = None
     adopted: bool = False
     withdrawal_reason: WithdrawalReason | None = None

@@ -108,7 +108,9 @@ class SpeculativeTurnParams:
             mid-thought pauses and keeps the per-turn cap from running out before the pause
             that really ends the turn (which then gets no speculation and pays the full
             inference after the commit). With free patience the commit waits as much longer,
-            so a hesitant speaker also gets more time. 1.0 disables it.
+            so a hesitant speaker also gets more time. Outcomes of backed-off speculations do
+            not teach the debounce (they were not made at its delay), so one turn of thinking
+            aloud cannot move the session delay by itself. 1.0 disables it.
         own_speculation: False leaves speculation to the commit strategy (Deepgram Flux's eager end
             of turn through Pipecat's ``EagerUserTurnStopStrategy``); the planner then only
             accounts for it.
@@ -581,6 +583,7 @@ class SpeculationPlanner:
             started_at=now,
             vad_stopped_at=self._pause_start,
             delay_secs=self.speculation_delay_secs,
+            backed_off=self._turn_resumptions > 0 and self._params.resume_backoff > 1.0,
         )
         self._next_id += 1
         self._turn_speculations.append(record)
@@ -600,18 +603,20 @@ class SpeculationPlanner:
         self._phase = SpeculationPhase.IDLE
         record.resolved_at = now
         actions: list[PlannerAction] = self._cancel_timers(TimerKind.TIMEOUT)
+        # A speculation started at a backed-off delay is evidence about that turn, not about the
+        # session delay: one turn of thinking aloud would otherwise fill the debounce's samples.
+        teaches_debounce = not record.backed_off
+        change = None
         if reason is None:
             record.adopted = True
             self.adopted += 1
-            change = self._debounce.record_outcome(withdrawn=False)
+            if teaches_debounce:
+                change = self._debounce.record_outcome(withdrawn=False)
         else:
             record.withdrawal_reason = reason
             self.withdrawn[reason] += 1
-            change = (
-                self._debounce.record_outcome(withdrawn=True)
-                if reason.counts_toward_cancel_rate
-                else None
-            )
+            if teaches_debounce and reason.counts_toward_cancel_rate:
+                change = self._debounce.record_outcome(withdrawn=True)
             actions.append(WithdrawSpeculation(record) if emit else SpeculationAccounted(record))
         if change is not None:
             actions.append(DebounceChanged(change))

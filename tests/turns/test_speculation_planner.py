@@ -191,6 +191,30 @@ def test_each_resumption_in_a_turn_backs_off_the_next_speculation():
     assert speak(p, 10.0, "thanks") == [ArmTimer(TimerKind.DEBOUNCE, 0.2)]
 
 
+def test_one_turn_of_thinking_aloud_does_not_move_the_session_delay():
+    # Five withdrawals in one turn would fill min_samples=5 at 100 % cancelled; only the first
+    # was made at the session delay, so the debounce has one sample and does not move.
+    p = planner(resume_backoff=1.5)
+    speak(p, 0, "so")
+    t = 1.0
+    for i in range(5):
+        fired = p.timer_fired(t + p.speculation_delay_secs, TimerKind.DEBOUNCE)
+        assert isinstance(fired[0], StartSpeculation)
+        assert fired[0].record.backed_off is (i > 0)
+        resume_with_words(p, t + 1.0, f"word{i}")
+        t += 2.0
+    assert sum(p.withdrawn.values()) == 5
+    assert p.debounce.state.samples == 1 and p.debounce.delay_secs == 0.2
+    without = planner(resume_backoff=1.0)
+    speak(without, 0, "so")
+    t = 1.0
+    for i in range(5):
+        without.timer_fired(t + 0.2, TimerKind.DEBOUNCE)
+        resume_with_words(without, t + 1.0, f"word{i}")
+        t += 2.0
+    assert without.debounce.state.changes  # the same turn moves a debounce without backoff
+
+
 def test_a_pause_that_ended_without_a_speculation_does_not_back_off():
     p = planner(resume_backoff=2.0)
     speak(p, 0, "I want")
