@@ -20,6 +20,7 @@ _EXPORTS = {
     "SpeculativeUserTurnStopStrategy": (
         "pipecat_speculative.turns.speculative_user_turn_stop_strategy"
     ),
+    "TranscriptionGuard": "pipecat_speculative.turns.transcription_guard",
     "TurnTimingObserver": "pipecat_speculative.metrics.turn_timing_observer",
     "WithdrawalReason": "pipecat_speculative.turns.speculation_events",
     "speculative_turn_strategies": "pipecat_speculative.turns.speculative_turn_strategies",
@@ -34,6 +35,7 @@ __all__ = [
     "SpeculativeOpenAILLMService",
     "SpeculativeTurnParams",
     "SpeculativeUserTurnStopStrategy",
+    "TranscriptionGuard",
     "TurnTimingObserver",
     "WithdrawalReason",
     "speculative_turn_strategies",
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
         SpeculativeUserTurnStopStrategy,
     )
+    from pipecat_speculative.turns.transcription_guard import TranscriptionGuard
 
 
 def __getattr__(name: str) -> Any:

@@ -62,6 +62,7 @@ from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
     SpeculativeUserTurnStopStrategy,
 )
+from pipecat_speculative.turns.transcription_guard import TranscriptionGuard
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -187,7 +188,8 @@ class BotPipeline:
 
     Parameters:
         config: What was built.
-        pipeline: ``[input, stt, user aggregator, llm, tts, output, assistant aggregator, *after]``.
+        pipeline: ``[input, stt, (transcription guard,) user aggregator, llm, tts, output,
+            assistant aggregator, *after]``; the guard only in the speculative system.
         stt: The STT service.
         user_aggregator: The user aggregator (VAD and turn strategies live in it).
         llm: The LLM service.
@@ -385,6 +387,8 @@ def build_bot_pipeline(
         [
             transport_input,
             stt,
+            # The plugin's: a final transcript queued at the turn-start interruption is kept.
+            *([TranscriptionGuard()] if strategy is not None else []),
             user_aggregator,
             llm,
             tts,

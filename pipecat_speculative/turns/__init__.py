@@ -26,6 +26,7 @@ from pipecat_speculative.turns.speculative_turn_strategies import (
 from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
     SpeculativeUserTurnStopStrategy,
 )
+from pipecat_speculative.turns.transcription_guard import TranscriptionGuard
 
 __all__ = [
     "AdaptiveDebounce",
@@ -39,6 +40,7 @@ __all__ = [
     "SpeculationRecord",
     "SpeculativeTurnParams",
     "SpeculativeUserTurnStopStrategy",
+    "TranscriptionGuard",
     "UserTurnCommit",
     "WithdrawalReason",
     "speculative_turn_strategies",

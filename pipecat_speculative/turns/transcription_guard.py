@@ -1,0 +1,57 @@
+"""Keep final transcripts through the interruption the user aggregator broadcasts at turn start.
+
+Pipecat 1.14's ``LLMUserAggregator`` broadcasts an ``InterruptionFrame`` when a user turn starts,
+and an interruption empties the aggregator's queue of every interruptible frame. A final
+``TranscriptionFrame`` still waiting in that queue at that instant is dropped: the user's words
+never reach the context, and the turn is committed (or answered) without them. It happens when
+the turn is started by a transcript, with the final right behind it::
+
+    STT:        interim "book" ─ final "book a table"      (back to back)
+    aggregator: interim starts the turn ─ interruption ─ queue emptied ─ "book a table" lost
+
+A real STT rarely produces that timing, but nothing in the pipeline prevents it, and losing user
+words is worse than any latency. This processor, placed between the STT and the user aggregator,
+marks every final transcript uninterruptible *as it is queued into it*, so no queue after it
+(the aggregator's included) drops it. Interim transcripts are left alone: a later final or
+interim supersedes them.
+"""
+
+from __future__ import annotations
+
+from pipecat.frames.frames import Frame, TranscriptionFrame
+from pipecat.processors.frame_processor import FrameCallback, FrameDirection, FrameProcessor
+
+__all__ = ["TranscriptionGuard"]
+
+
+class TranscriptionGuard(FrameProcessor):
+    """Marks final transcripts uninterruptible; passes every frame through unchanged otherwise.
+
+    Place it right after the STT: ``stt -> TranscriptionGuard() -> user_aggregator``.
+    """
+
+    def __init__(self, **kwargs):
+        """Initialize the guard.
+
+        Args:
+            **kwargs: Passed to :class:`~pipecat.processors.frame_processor.FrameProcessor`.
+        """
+        super().__init__(**kwargs)
+        self.guarded = 0
+
+    async def queue_frame(
+        self,
+        frame: Frame,
+        direction: FrameDirection = FrameDirection.DOWNSTREAM,
+        callback: FrameCallback | None = None,
+    ):
+        """Mark a final transcript before it enters this processor's own queue."""
+        if isinstance(frame, TranscriptionFrame) and frame.interruptible:
+            frame.interruptible = False
+            self.guarded += 1
+        await super().queue_frame(frame, direction, callback)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        """Pass the frame on."""
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
