@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test test-offline lint bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The suite with no network at all (root only): proves nothing leaves the machine.
+test-offline: $(STAMP)
+	unshare -n sh -c 'ip link set lo up && $(BIN)/python -m pytest'
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipecat_speculative tests bots examples
