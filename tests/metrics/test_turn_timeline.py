@@ -382,9 +382,8 @@ def test_the_playback_watchdog_closes_a_turn_whose_playback_never_reports():
     assert t.summary().playback_watchdog_fired == 1
 
 
-def test_the_playback_watchdog_waits_for_an_answer_still_being_generated():
-    # A slow LLM leaves a gap between the first sentence's audio and the next: the bot is still
-    # answering, not a client that never reports.
+def speaking_with_tts_open() -> TurnTimingTracker:
+    """A committed turn whose answer plays 2 s of audio from 2.5 s, its TTS context still open."""
     t = TurnTimingTracker(session_id="s", playback_margin_secs=1.0)
     t.vad_stopped(1.2, stop_secs=0.2)
     t.user_turn_committed(1.8)
@@ -393,6 +392,13 @@ def test_the_playback_watchdog_waits_for_an_answer_still_being_generated():
     t.tts_started(2.3, context_id="c")
     t.audio_delivered(2.4, context_id="c", secs=2.0)
     t.bot_started_speaking(2.5)
+    return t
+
+
+def test_the_playback_watchdog_waits_for_an_answer_still_being_generated():
+    # A slow LLM leaves a gap between the first sentence's audio and the next: the bot is still
+    # answering, not a client that never reports.
+    t = speaking_with_tts_open()
     assert t.playback_deadline == pytest.approx(15.5)  # + 10 s stall while generating
     assert t.poll(6.0) is False
     t.audio_delivered(7.0, context_id="c", secs=1.0)
@@ -405,14 +411,7 @@ def test_the_playback_watchdog_waits_for_an_answer_still_being_generated():
 
 
 def test_the_playback_watchdog_bounds_a_tts_that_never_stops():
-    t = TurnTimingTracker(session_id="s", playback_margin_secs=1.0)
-    t.vad_stopped(1.2, stop_secs=0.2)
-    t.user_turn_committed(1.8)
-    t.inference_started(1.81, key=1, speculative=False)
-    t.llm_processing_started(1.82, llm="llm", key=1)
-    t.tts_started(2.3, context_id="c")
-    t.audio_delivered(2.4, context_id="c", secs=2.0)
-    t.bot_started_speaking(2.5)
+    t = speaking_with_tts_open()
     assert t.poll(15.4) is False
     assert t.poll(15.5) is True
 
