@@ -13,20 +13,29 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipecat.frames.frames import (
+    InterimTranscriptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
     UserStartedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
+from pipecat.tests.utils import SleepFrame
 
+from pipecat_speculative.turns.adaptive_debounce import DebounceParams
+from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from tests.turns.fakes import SpeculationAwareFakeLLMService
 from tests.turns.test_speculative_strategy import Rig
-from tests.turns.timeline import Timeline
+from tests.turns.test_transcription_guard import GuardedRig
+from tests.turns.timeline import Timeline, _final
 
 EXAMPLES = int(os.environ.get("PIPELINE_EXAMPLES", "120"))
+HOSTILE_EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "40"))
 WORDS = ["I", "want", "to", "book", "a", "table", "for", "two", "tonight", "please"]
 
 segments = st.lists(
@@ -65,6 +74,20 @@ def _answers(text: str, completed: bool, committed: str) -> bool:
     return text == expected if completed else expected.startswith(text)
 
 
+def assert_answers_follow_commits(heard, committed):
+    """Each heard answer answers a committed turn, in order, no turn twice.
+
+    Greedy in-order matching: a completed answer must equal its turn's answer, a cut-short one must
+    be a prefix of it (a cut-short "ANSWER: want for" may belong to "want for want book").
+    """
+    position = 0
+    for text, completed in heard:
+        while position < len(committed) and not _answers(text, completed, committed[position]):
+            position += 1
+        assert position < len(committed), (heard, committed)
+        position += 1
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -78,9 +101,6 @@ def _answers(text: str, completed: bool, committed: str) -> bool:
 async def test_one_answer_per_committed_turn_and_nothing_withdrawn_is_heard(
     turn, debounce, piece_delay
 ):
-    from pipecat_speculative.turns.adaptive_debounce import DebounceParams
-    from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
-
     rig = Rig(
         llm=SpeculationAwareFakeLLMService(piece_delay=piece_delay),
         commit=0.15,
@@ -102,14 +122,7 @@ async def test_one_answer_per_committed_turn_and_nothing_withdrawn_is_heard(
     # cancelled before it started); the turn the user then commits is answered instead. So each
     # heard answer maps, in order, to a committed turn; only the last committed turn is certain
     # to be answered in full; and no turn is answered twice.
-    # Greedy in-order matching: a completed answer must equal its turn's answer, a cut-short one
-    # must be a prefix of it (a cut-short "ANSWER: want for" may belong to "want for want book").
-    position = 0
-    for text, completed in heard:
-        while position < len(committed) and not _answers(text, completed, committed[position]):
-            position += 1
-        assert position < len(committed), (heard, committed)
-        position += 1
+    assert_answers_follow_commits(heard, committed)
     turn_starts = sum(isinstance(f, UserStartedSpeakingFrame) for f in down)
     if turn_starts == len(committed):
         # Nobody barged in after the last commit: its answer must have been heard in full.
@@ -125,3 +138,84 @@ async def test_one_answer_per_committed_turn_and_nothing_withdrawn_is_heard(
     planner = rig.strategy.planner
     assert planner.speculation is None
     assert planner.started == planner.adopted + sum(planner.withdrawn.values())
+
+
+# ---------------------------------------------------------------- hostile frame orders
+
+HOSTILE_WORDS = ["I", "want", "book", "table", "two", "please"]
+
+hostile_events = st.lists(
+    st.one_of(
+        st.tuples(st.just("vad_start"), st.floats(0.0, 0.2)),
+        st.tuples(st.just("vad_stop"), st.floats(0.0, 0.2)),
+        st.tuples(st.just("interim"), st.floats(0.0, 0.2), st.sampled_from(HOSTILE_WORDS)),
+        st.tuples(
+            st.just("final"),
+            st.floats(0.0, 0.2),
+            st.lists(st.sampled_from(HOSTILE_WORDS), min_size=1, max_size=2),
+        ),
+        st.tuples(st.just("sleep"), st.floats(0.0, 0.5)),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+def hostile_frames(script) -> list:
+    """Frames in the script's order: VAD pairs only alternate, anything else goes anywhere."""
+    frames: list = []
+    speaking = False
+    for event in script:
+        kind, gap = event[0], event[1]
+        if gap > 0:
+            frames.append(SleepFrame(sleep=gap))
+        if kind == "vad_start" and not speaking:
+            speaking = True
+            frames.append(VADUserStartedSpeakingFrame(start_secs=0.2))
+        elif kind == "vad_stop" and speaking:
+            speaking = False
+            frames.append(VADUserStoppedSpeakingFrame(stop_secs=0.2))
+        elif kind == "interim":
+            frames.append(InterimTranscriptionFrame(event[2], "u", ""))
+        elif kind == "final":
+            frames.append(_final(" ".join(event[2])))
+    if speaking:
+        frames.append(VADUserStoppedSpeakingFrame(stop_secs=0.2))
+    frames.append(SleepFrame(sleep=1.6))
+    return frames
+
+
+@pytest.mark.timeout(900)
+@settings(
+    max_examples=HOSTILE_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(script=hostile_events, debounce=st.floats(0.0, 0.1), piece_delay=st.floats(0.0, 0.05))
+async def test_hostile_frame_orders_lose_no_words_and_answer_each_commit_at_most_once(
+    script, debounce, piece_delay
+):
+    """Transcripts without VAD, VAD without words, finals before and after their VAD stop.
+
+    Through the transcription guard, the real aggregator (the controller's watchdog at 1 s) and
+    the real gate. Pipecat's empty-turn recovery is off: it runs the LLM on a developer prompt for
+    a wordless turn that interrupted the bot, which the fake would answer like the last user turn.
+    """
+    rig = GuardedRig(
+        llm=SpeculationAwareFakeLLMService(piece_delay=piece_delay),
+        commit=0.15,
+        stop_timeout=1.0,
+        aggregator_kw={"empty_user_turn": None},
+        params=SpeculativeTurnParams(debounce=DebounceParams(initial_secs=debounce)),
+    )
+    down = await rig.run(hostile_frames(script))
+
+    committed = [m["content"] for m in rig.context.messages if m.get("role") == "user"]
+    assert [c.text for c in rig.names("on_user_turn_committed")] == committed
+    assert_answers_follow_commits(answers(down), committed)
+    planner = rig.strategy.planner
+    assert planner.speculation is None
+    assert planner.started == planner.adopted + sum(planner.withdrawn.values())
+    # No word lost: every final transcript's words are in a committed turn or still pending.
+    said = sum(len(e[2]) for e in script if e[0] == "final")
+    assert sum(len(c.split()) for c in committed) + len(planner.text.split()) == said

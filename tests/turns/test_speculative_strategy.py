@@ -38,7 +38,9 @@ COMMIT = 0.35
 
 
 class Rig:
-    def __init__(self, *, llm=None, commit=COMMIT, stop_timeout=5.0, **strategy_kw):
+    def __init__(
+        self, *, llm=None, commit=COMMIT, stop_timeout=5.0, aggregator_kw=None, **strategy_kw
+    ):
         self.strategy = SpeculativeUserTurnStopStrategy(
             commit_strategy=SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=commit),
             params=strategy_kw.pop(
@@ -60,6 +62,7 @@ class Rig:
             params=LLMUserAggregatorParams(
                 user_turn_strategies=UserTurnStrategies(stop=[self.strategy]),
                 user_turn_stop_timeout=stop_timeout,
+                **(aggregator_kw or {}),
             ),
         )
         self.llm = llm or SpeculationAwareFakeLLMService()
