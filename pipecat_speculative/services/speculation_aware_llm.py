@@ -12,9 +12,20 @@ The withdrawal is a system frame and the context a data frame, so both enter the
 numbers speculative contexts as they enter; a withdrawal (or an interruption) entering after them
 voids every one still waiting, and each voided context is dropped when its turn to be processed
 comes. Contexts entering after the withdrawal (the replacement speculation) are untouched.
+
+It also keeps a failed speculation from leaving an adopted turn silent. A speculative inference
+that fails before producing any text (a 5xx after the client's retries, a dropped stream) holds
+an empty response; if the turn is then confirmed, the gate releases nothing and the bot says
+nothing, although the service may well answer now. Such an inference is run once more, as an
+ordinary inference on the same context, when its turn is confirmed (at once if it already was).
+A withdrawal or an interruption cancels that retry; an inference that produced text is never
+re-run (part of it may have been heard). This strategy's planner also withdraws a speculation
+the LLM failed on before the commit, so the commit's own inference is the retry then.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -22,10 +33,23 @@ from pipecat.frames.frames import (
     Frame,
     InterruptionFrame,
     LLMContextFrame,
+    LLMTextFrame,
+    UserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameCallback, FrameDirection
 
 __all__ = ["SpeculationAwareLLMMixin"]
+
+
+@dataclass
+class _SpeculativeAttempt:
+    """What happened to the speculative inference in progress."""
+
+    frame: LLMContextFrame
+    failed: bool = False
+    produced_text: bool = False
+    confirmed: bool = False
+    withdrawn: bool = False
 
 
 class SpeculationAwareLLMMixin:
@@ -45,6 +69,10 @@ class SpeculationAwareLLMMixin:
         # Frame id -> sequence number, for speculative contexts not yet processed.
         self._speculative_waiting: dict[int, int] = {}
         self.dropped_withdrawn_contexts = 0
+        # The speculative inference running now, and a failed one waiting for its confirmation.
+        self._attempt: _SpeculativeAttempt | None = None
+        self._retry_on_confirm: LLMContextFrame | None = None
+        self.retried_failed_speculations = 0
 
     async def queue_frame(
         self,
@@ -59,6 +87,15 @@ class SpeculationAwareLLMMixin:
                 self._speculative_waiting[frame.id] = self._speculative_entered
             elif isinstance(frame, (EagerEndOfTurnCancelFrame, InterruptionFrame)):
                 self._speculative_void_through = self._speculative_entered
+                if self._attempt is not None:
+                    self._attempt.withdrawn = True
+                self._retry_on_confirm = None
+            elif isinstance(frame, UserStoppedSpeakingFrame):
+                if self._attempt is not None:
+                    self._attempt.confirmed = True
+                retry, self._retry_on_confirm = self._retry_on_confirm, None
+                if retry is not None:
+                    await self._retry(retry, "its turn was confirmed")
         await super().queue_frame(frame, direction, callback)  # type: ignore[misc]
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
@@ -69,4 +106,36 @@ class SpeculationAwareLLMMixin:
                 self.dropped_withdrawn_contexts += 1
                 logger.debug(f"{self}: dropping a speculative context withdrawn while queued")
                 return
+            self._attempt = attempt = _SpeculativeAttempt(frame)
+            try:
+                await super().process_frame(frame, direction)  # type: ignore[misc]
+            finally:
+                self._attempt = None
+            if attempt.failed and not attempt.produced_text and not attempt.withdrawn:
+                if attempt.confirmed:
+                    await self._retry(frame, "its turn was already confirmed")
+                else:
+                    self._retry_on_confirm = frame
+            return
         await super().process_frame(frame, direction)  # type: ignore[misc]
+
+    async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM):
+        """Note text produced by the speculative inference in progress."""
+        if self._attempt is not None and isinstance(frame, LLMTextFrame):
+            self._attempt.produced_text = True
+        await super().push_frame(frame, direction)  # type: ignore[misc]
+
+    async def push_error(self, *args, **kwargs):
+        """Note a failure of the speculative inference in progress, then report it as usual."""
+        if self._attempt is not None:
+            self._attempt.failed = True
+        await super().push_error(*args, **kwargs)  # type: ignore[misc]
+
+    async def _retry(self, failed: LLMContextFrame, why: str):
+        self.retried_failed_speculations += 1
+        logger.warning(
+            f"{self}: a speculative inference failed before any text and {why}; "
+            "running it again as an ordinary inference"
+        )
+        retry = LLMContextFrame(context=failed.context)
+        await self.queue_frame(retry, FrameDirection.DOWNSTREAM)

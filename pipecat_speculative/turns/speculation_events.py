@@ -18,6 +18,7 @@ class WithdrawalReason(StrEnum):
 
     Only :attr:`TOOL_CALL` is excluded from the cancellation rate: the LLM service withdrew that
     speculation because tools never run speculatively, not because the guess was wrong.
+    :attr:`FAILED` counts as cancelled but does not tune the debounce.
     """
 
     RESUMED = "resumed"
@@ -32,11 +33,21 @@ class WithdrawalReason(StrEnum):
     """The LLM service withdrew it because the inference wanted a tool call."""
     TURN_ENDED = "turn_ended"
     """The turn ended some other way (watchdog, session end) with the speculation unresolved."""
+    FAILED = "failed"
+    """The LLM service reported an error while the speculation was in flight (a 5xx, a dropped
+    stream). Adopting it would commit an empty or cut answer: the commit runs a fresh inference.
+    Counted like any wasted speculation, but it does not tune the debounce (it says nothing about
+    the user's pauses)."""
 
     @property
     def counts_toward_cancel_rate(self) -> bool:
-        """Whether this withdrawal says the guess was wrong (and so tunes the debounce)."""
+        """Whether this withdrawal counts as a cancelled speculation (all but tool calls)."""
         return self is not WithdrawalReason.TOOL_CALL
+
+    @property
+    def teaches_debounce(self) -> bool:
+        """Whether this withdrawal says the guess about the pause was wrong."""
+        return self.counts_toward_cancel_rate and self is not WithdrawalReason.FAILED
 
 
 @dataclass

@@ -250,7 +250,8 @@ class SpeculationPlanner:
         self._turn_speculations: list[SpeculationRecord] = []
         self._turn_resumptions = 0
         self._tool_blocked = False
-        self._timed_out_text: str | None = None
+        # A text whose speculation timed out or failed: not speculated on again this turn.
+        self._blocked_text: str | None = None
         self._next_id = 1
 
         self.started = 0
@@ -324,7 +325,7 @@ class SpeculationPlanner:
         self._turn_speculations = []
         self._turn_resumptions = 0
         self._tool_blocked = False
-        self._timed_out_text = None
+        self._blocked_text = None
         return []
 
     def turn_stopped(self, now: float) -> list[PlannerAction]:
@@ -416,7 +417,7 @@ class SpeculationPlanner:
         # TIMEOUT
         if self._speculation is None:
             return []
-        self._timed_out_text = self._speculation.text
+        self._blocked_text = self._speculation.text
         return self._resolve(now, WithdrawalReason.TIMEOUT)
 
     def commit_adopts(self) -> bool:
@@ -493,6 +494,19 @@ class SpeculationPlanner:
             return self._resolve(now, WithdrawalReason.TOOL_CALL)
         return self._resolve(now, WithdrawalReason.RESUMED, emit=False)
 
+    def speculation_failed(self, now: float) -> list[PlannerAction]:
+        """The LLM service reported an error while a speculation was in flight.
+
+        Its held response is empty or cut short; adopting it at commit would leave the turn
+        unanswered. The planner withdraws it (so the gate drops what it held) and does not
+        speculate on the same text again this turn; the commit then runs a normal inference,
+        which a transient failure (a 5xx, a dropped stream) lets the bot answer after all.
+        """
+        if self._speculation is None:
+            return []
+        self._blocked_text = self._speculation.text
+        return self._resolve(now, WithdrawalReason.FAILED)
+
     def external_speculation_started(self, now: float, text: str) -> list[PlannerAction]:
         """The commit strategy started a speculation itself (Flux eager end of turn)."""
         actions: list[PlannerAction] = []
@@ -554,7 +568,7 @@ class SpeculationPlanner:
             and not self._tool_blocked
             and len(self._turn_speculations) < p.max_speculations_per_turn
             and len(text.split()) <= p.max_utterance_words
-            and text != self._timed_out_text
+            and text != self._blocked_text
         )
 
     def _maybe_start(self, now: float) -> list[PlannerAction]:
@@ -615,7 +629,7 @@ class SpeculationPlanner:
         else:
             record.withdrawal_reason = reason
             self.withdrawn[reason] += 1
-            if teaches_debounce and reason.counts_toward_cancel_rate:
+            if teaches_debounce and reason.teaches_debounce:
                 change = self._debounce.record_outcome(withdrawn=True)
             actions.append(WithdrawSpeculation(record) if emit else SpeculationAccounted(record))
         if change is not None:

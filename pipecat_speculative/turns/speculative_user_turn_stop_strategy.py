@@ -26,6 +26,7 @@ from collections.abc import Callable
 from loguru import logger
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
+    ErrorFrame,
     Frame,
     InterimTranscriptionFrame,
     TranscriptionFrame,
@@ -33,6 +34,7 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.services.llm_service import LLMService
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import (
     BaseUserTurnStopStrategy,
@@ -231,6 +233,14 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
             await self._execute(self._planner.interim_transcript(now, frame.text))
         elif isinstance(frame, EagerEndOfTurnCancelFrame):
             await self._execute(self._planner.speculation_withdrawn_elsewhere(now))
+        elif isinstance(frame, ErrorFrame) and isinstance(frame.processor, LLMService):
+            if self._planner.speculation is not None:
+                logger.warning(
+                    f"{self}: the LLM failed during speculation "
+                    f"#{self._planner.speculation.id} ({frame.error}); the commit will run "
+                    "a fresh inference"
+                )
+            await self._execute(self._planner.speculation_failed(now))
         return await self._inner.process_frame(frame)
 
     # ------------------------------------------------------------------ commit rule events
@@ -259,6 +269,17 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _on_inner_stopped(self, _inner, params: UserTurnStoppedParams):
         now = self._clock()
+        if params.confirms_speculation and self._planner.speculation is None:
+            # The commit rule confirms a speculation this strategy withdrew (the LLM failed
+            # during it): confirming would release nothing. Answer with a fresh inference.
+            logger.debug(f"{self}: the confirmed speculation was withdrawn, running inference")
+            self._pending_commit = False
+            await self.trigger_user_turn_finalized(
+                enable_user_speaking_frames=params.enable_user_speaking_frames,
+                confirms_speculation=False,
+            )
+            self._pending_commit = None
+            return
         if params.confirms_speculation:
             # The commit rule confirmed a speculation it started itself (Flux eager end of turn).
             self._pending_commit = None

@@ -144,6 +144,21 @@ def test_tool_call_withdrawal_is_not_counted_and_blocks_the_turn():
     assert kinds(p.commit(2.5)) == ["RunInference", "TurnCommitted"]
 
 
+def test_a_failed_speculation_is_withdrawn_counted_and_not_retried_on_the_same_text():
+    p = planner()
+    speak(p, 0, "what's the weather")
+    record = p.timer_fired(1.2, TimerKind.DEBOUNCE)[0].record
+    actions = p.speculation_failed(1.4)
+    assert kinds(actions) == ["CancelTimer", "WithdrawSpeculation"]
+    assert record.withdrawal_reason is WithdrawalReason.FAILED
+    assert p.cancel_rate == 1.0 and p.debounce.state.samples == 0
+    p.vad_started(1.5)
+    p.vad_stopped(1.7)
+    assert p.timer_fired(1.9, TimerKind.DEBOUNCE) == []  # not the same text again
+    assert kinds(p.commit(2.5)) == ["RunInference", "TurnCommitted"]
+    assert p.speculation_failed(2.6) == []  # nothing in flight: nothing to do
+
+
 def test_timeout_withdraws_and_does_not_retry_the_same_text():
     p = planner(speculation_timeout_secs=1.0)
     speak(p, 0, "hmm")
