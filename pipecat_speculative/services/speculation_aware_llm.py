@@ -21,6 +21,15 @@ ordinary inference on the same context, when its turn is confirmed (at once if i
 A withdrawal or an interruption cancels that retry; an inference that produced text is never
 re-run (part of it may have been heard). This strategy's planner also withdraws a speculation
 the LLM failed on before the commit, so the commit's own inference is the retry then.
+
+Last, it keeps the gate holding a speculation whose turn is open when the turn frames reach the
+service out of order. The gate decides from the last turn frame it passed: after a
+``UserStoppedSpeakingFrame`` it treats any speculation as answering a turn that is over and lets
+it through. But a turn can start while the previous one is being committed (a sound right at the
+commit), and the frames then arrive as start(2), stop(1): the gate thinks no turn is open, and a
+speculation in turn 2 is spoken before its commit, even after it was withdrawn (reproduced by the
+pipeline property test). The mixin counts starts and stops as they enter and, while a turn is
+open, reminds the gate of it before a speculation starts.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from pipecat.frames.frames import (
     InterruptionFrame,
     LLMContextFrame,
     LLMTextFrame,
+    UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameCallback, FrameDirection
@@ -73,6 +83,8 @@ class SpeculationAwareLLMMixin:
         self._attempt: _SpeculativeAttempt | None = None
         self._retry_on_confirm: LLMContextFrame | None = None
         self.retried_failed_speculations = 0
+        # User turns started and not yet stopped, counted as their frames enter.
+        self._open_turns = 0
 
     async def queue_frame(
         self,
@@ -90,7 +102,10 @@ class SpeculationAwareLLMMixin:
                 if self._attempt is not None:
                     self._attempt.withdrawn = True
                 self._retry_on_confirm = None
+            elif isinstance(frame, UserStartedSpeakingFrame):
+                self._open_turns += 1
             elif isinstance(frame, UserStoppedSpeakingFrame):
+                self._open_turns = max(0, self._open_turns - 1)
                 if self._attempt is not None:
                     self._attempt.confirmed = True
                 retry, self._retry_on_confirm = self._retry_on_confirm, None
@@ -106,6 +121,13 @@ class SpeculationAwareLLMMixin:
                 self.dropped_withdrawn_contexts += 1
                 logger.debug(f"{self}: dropping a speculative context withdrawn while queued")
                 return
+            if self._open_turns > 0:
+                # A turn is open whatever the last turn frame was: let the gate know before it
+                # decides whether this speculation is held. Only the gate's own bookkeeping runs;
+                # nothing is pushed.
+                self._speculation_gate.process(
+                    UserStartedSpeakingFrame(), FrameDirection.DOWNSTREAM
+                )  # type: ignore[attr-defined]
             self._attempt = attempt = _SpeculativeAttempt(frame)
             try:
                 await super().process_frame(frame, direction)  # type: ignore[misc]

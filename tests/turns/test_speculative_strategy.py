@@ -9,6 +9,7 @@ from pipecat.frames.frames import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
+    UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
@@ -248,3 +249,31 @@ async def test_a_withdrawal_while_the_context_is_still_queued(aware):
         assert started == ["earlier", "I want", "I want a table"]  # the hazard, reproduced
     texts = [f.text for f in down if isinstance(f, LLMTextFrame)]
     assert texts == ["ANSWER: ", "earlier", "ANSWER: ", "I want a table"]
+
+
+@pytest.mark.parametrize("aware", [False, True])
+async def test_a_turn_started_before_the_previous_commit_still_holds_its_speculation(aware):
+    """Turn frames out of order: start(2) reaches the LLM before stop(1).
+
+    A sound right at the commit starts turn 2 while turn 1 is being committed. The gate decides
+    from the last turn frame (a stop), so stock 1.14 speaks turn 2's speculation at once, and a
+    withdrawal comes too late. Reproduced by the pipeline property test.
+    """
+    cls = SpeculationAwareFakeLLMService if aware else FakeLLMService
+    llm = cls(piece_delay=0.05)
+    frames = [
+        UserStartedSpeakingFrame(),  # turn 1
+        UserStartedSpeakingFrame(),  # turn 2, started while turn 1 was being committed
+        UserStoppedSpeakingFrame(),  # turn 1's commit
+        SleepFrame(sleep=0.05),
+        speculative_context("I table"),  # a speculation in turn 2
+        SleepFrame(sleep=0.3),
+        EagerEndOfTurnCancelFrame(),  # withdrawn: the user went on
+        SleepFrame(sleep=0.1),
+    ]
+    down, _ = await run_test(llm, frames_to_send=frames)
+    texts = [f.text for f in down if isinstance(f, LLMTextFrame)]
+    if aware:
+        assert texts == []  # held, then discarded with the withdrawal
+    else:
+        assert texts == ["ANSWER: ", "I table"]  # the hazard, reproduced
