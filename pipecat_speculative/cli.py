@@ -46,8 +46,10 @@ def demo(
         str, typer.Option("--scenario", help="Built-in scenario name or a scenario YAML file.")
     ] = "reference_conversation",
     profile: Annotated[
-        Path | None,
-        typer.Option("--profile", exists=True, dir_okay=False, help="Latency profile file."),
+        str | None,
+        typer.Option(
+            "--profile", help="Latency profile: reference, slow, fast, or a YAML/JSON file."
+        ),
     ] = None,
 ):
     """Run the speculative bot offline on the built-in conversation; print waterfalls."""
@@ -65,8 +67,14 @@ def bench(
         typer.Option("--scenarios", exists=True, file_okay=False, help="Scenario directory."),
     ] = None,
     profile: Annotated[
-        Path | None,
-        typer.Option("--profile", exists=True, dir_okay=False, help="Latency profile file."),
+        list[str] | None,
+        typer.Option(
+            "--profile",
+            help=(
+                "Latency profile: reference, slow, fast, or a YAML/JSON file; repeat for several. "
+                "Default: all three (reference only with --quick)."
+            ),
+        ),
     ] = None,
     sessions: Annotated[
         int, typer.Option("--sessions", min=1, help="Concurrent sessions per system.")
@@ -77,7 +85,7 @@ def bench(
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     no_warm: Annotated[bool, typer.Option("--no-warm", help="Do not warm connections.")] = False,
 ):
-    """Compare stock, eager_flux and speculative on the same audio and latency profile."""
+    """Compare stock, eager_flux and speculative on the same audio, one table per profile."""
     import asyncio
     import sys
 
@@ -91,7 +99,7 @@ def bench(
     logger.add(sys.stderr, level="WARNING")
     options = BenchOptions(
         scenarios_dir=scenarios,
-        profile_path=profile,
+        profiles=profile or None,
         sessions=sessions,
         quick=quick,
         json_path=json_path,

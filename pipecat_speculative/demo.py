@@ -213,7 +213,7 @@ async def run_demo(
     *,
     out_dir: Path = Path("out"),
     scenario: str = DEFAULT_DEMO_SCENARIO,
-    profile_path: Path | None = None,
+    profile_path: Path | str | None = None,
     console: Console | None = None,
     configure_logging: bool = True,
     playback_speed: float = 1.0,
@@ -223,7 +223,7 @@ async def run_demo(
     Args:
         out_dir: Where the JSONL, WAV and log go (created if needed).
         scenario: A built-in scenario name, or a path to a scenario YAML file.
-        profile_path: A latency profile file; the reference profile when None.
+        profile_path: A latency profile name (reference, slow, fast) or file; reference when None.
         console: Where to print; a new rich console by default.
         configure_logging: Send loguru's debug log to ``OUT/demo.log`` and only warnings to the
             terminal (the CLI does; tests keep their own logging).
@@ -242,7 +242,7 @@ async def run_demo(
         if Path(scenario).suffix in (".yaml", ".yml")
         else (load_builtin_scenario(scenario))
     )
-    profile = LatencyProfile.from_file(profile_path) if profile_path else LatencyProfile.reference()
+    profile = LatencyProfile.load(profile_path) if profile_path else LatencyProfile.reference()
     jsonl_path = out_dir / "demo_turns.jsonl"
     wav_path = out_dir / "demo_conversation.wav"
     jsonl_path.unlink(missing_ok=True)  # noqa: ASYNC240 - the JSONL sink appends; one run per file

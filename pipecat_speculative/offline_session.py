@@ -46,6 +46,7 @@ from pipecat_speculative.scenarios.player import (
 )
 from pipecat_speculative.standins.profile import LatencyProfile
 from pipecat_speculative.transports.paced_output_transport import PacedOutputTransport
+from pipecat_speculative.turns.adaptive_debounce import DebounceState
 
 __all__ = [
     "SessionResult",
@@ -134,6 +135,7 @@ class SessionResult:
         wall_secs: How long the session ran, seconds.
         audio: The conversation (user and bot mixed, 16 kHz mono PCM16), when recorded.
         warm_available: Whether warm services were used.
+        debounce: The speculative strategy's debounce at the end (``speculative`` only).
     """
 
     system: SystemKind
@@ -145,6 +147,7 @@ class SessionResult:
     wall_secs: float = 0.0
     audio: bytes | None = None
     warm_available: bool = False
+    debounce: DebounceState | None = None
 
     def write_wav(self, path: str | Path) -> Path | None:
         """Write the recorded conversation as a WAV file (None when nothing was recorded)."""
@@ -260,6 +263,8 @@ async def run_scenario_session(
         await bot.close()
     result.wall_secs = time.monotonic() - started
     result.summary = bot.observer.summary()
+    if bot.strategy is not None:
+        result.debounce = bot.strategy.debounce.state
     if recorded:
         result.audio = b"".join(recorded)
     return result

@@ -370,12 +370,8 @@ def build_bot_pipeline(
     user_aggregator, assistant_aggregator = aggregators.user(), aggregators.assistant()
 
     if strategy is not None:
+        # The strategy measures readiness itself, from the LLM's progress reports.
         observer.attach(strategy)
-        speculative = strategy
-
-        @observer.event_handler("on_answer_readiness")
-        async def _on_answer_readiness(_observer, secs: float):
-            speculative.observe_answer_readiness(secs)
 
     # Warm connections are the plugin's (issue 5): only the speculative system gets them, and
     # only once the warm services exist; stock and eager_flux stay Pipecat's defaults.

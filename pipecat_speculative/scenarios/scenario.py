@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from pipecat_speculative.standins.profile import LatencyProfile
+from pipecat_speculative.standins.profile import PROFILE_NAMES, LatencyProfile
 
 __all__ = [
     "DEFAULT_GAP_AFTER_BOT_MS",
@@ -55,8 +55,6 @@ __all__ = [
     "parse_scenario",
 ]
 
-PROFILE_NAMES = ("reference", "fast")
-"""Latency profiles a scenario can name (``LatencyProfile.reference()`` / ``.fast()``)."""
 
 DEFAULT_PROFILE = "reference"
 """Latency profile used when a scenario names none: the one calibrated to the reference log."""
@@ -69,6 +67,7 @@ BUILTIN_SCENARIO_NAMES = (
     "one_sentence_question",
     "fast_talker",
     "reference_conversation",
+    "long_session",
 )
 """The built-in suite, in the order it is replayed."""
 

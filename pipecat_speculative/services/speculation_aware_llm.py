@@ -30,6 +30,12 @@ commit), and the frames then arrive as start(2), stop(1): the gate thinks no tur
 speculation in turn 2 is spoken before its commit, even after it was withdrawn (reproduced by the
 pipeline property test). The mixin counts starts and stops as they enter and, while a turn is
 open, reminds the gate of it before a speculation starts.
+
+Finally, it tells the turn strategy how far a held answer has come, with a
+:class:`~pipecat_speculative.frames.SpeculationProgressFrame` pushed upstream: ``STARTED`` when
+a speculative inference begins, ``FIRST_SENTENCE`` once the held response holds its first
+complete sentence (or ended without one). Until then committing the turn gains nothing, so the
+strategy commits at that moment: as late as costs no latency.
 """
 
 from __future__ import annotations
@@ -42,13 +48,19 @@ from pipecat.frames.frames import (
     Frame,
     InterruptionFrame,
     LLMContextFrame,
+    LLMFullResponseEndFrame,
     LLMTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
+from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameCallback, FrameDirection
+from pipecat.turns.speculation_gate import SpeculationState
+from pipecat.utils.string import match_endofsentence
 
-__all__ = ["SpeculationAwareLLMMixin"]
+from pipecat_speculative.frames import SpeculationProgressFrame, SpeculationStage
+
+__all__ = ["SpeculationAwareLLMMixin", "holds_first_sentence", "last_user_text"]
 
 
 @dataclass
@@ -60,6 +72,36 @@ class _SpeculativeAttempt:
     produced_text: bool = False
     confirmed: bool = False
     withdrawn: bool = False
+    held_text: str = ""
+    sentence_reported: bool = False
+
+
+def last_user_text(context: LLMContext) -> str:
+    """The text of the last user message of a context (what a speculation answers)."""
+    for message in reversed(context.messages):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return " ".join(
+                part.get("text", "")
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "text"
+            )
+        return ""
+    return ""
+
+
+def holds_first_sentence(text: str) -> bool:
+    """Whether ``text`` holds a complete first sentence and the start of what follows.
+
+    Pipecat's sentence aggregator releases a sentence once the next word shows it really ended
+    (``Dr.`` does not end one), so the sentence counts as ready when something follows it.
+    """
+    end = match_endofsentence(text)
+    return end > 0 and bool(text[end:].strip())
 
 
 class SpeculationAwareLLMMixin:
@@ -129,6 +171,7 @@ class SpeculationAwareLLMMixin:
                     UserStartedSpeakingFrame(), FrameDirection.DOWNSTREAM
                 )  # type: ignore[attr-defined]
             self._attempt = attempt = _SpeculativeAttempt(frame)
+            await self._report_progress(attempt, SpeculationStage.STARTED)
             try:
                 await super().process_frame(frame, direction)  # type: ignore[misc]
             finally:
@@ -142,10 +185,32 @@ class SpeculationAwareLLMMixin:
         await super().process_frame(frame, direction)  # type: ignore[misc]
 
     async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM):
-        """Note text produced by the speculative inference in progress."""
-        if self._attempt is not None and isinstance(frame, LLMTextFrame):
-            self._attempt.produced_text = True
+        """Note text produced by the speculative inference in progress, and its readiness."""
+        attempt = self._attempt
+        if attempt is not None and isinstance(frame, LLMTextFrame):
+            attempt.produced_text = True
         await super().push_frame(frame, direction)  # type: ignore[misc]
+        if (
+            attempt is None
+            or attempt.sentence_reported
+            or direction != FrameDirection.DOWNSTREAM
+            or self._speculation_gate.state != SpeculationState.HOLDING  # type: ignore[attr-defined]
+        ):
+            return
+        if isinstance(frame, LLMTextFrame):
+            attempt.held_text += frame.text
+            ready = holds_first_sentence(attempt.held_text)
+        else:
+            ready = isinstance(frame, LLMFullResponseEndFrame)
+        if ready:
+            attempt.sentence_reported = True
+            await self._report_progress(attempt, SpeculationStage.FIRST_SENTENCE)
+
+    async def _report_progress(self, attempt: _SpeculativeAttempt, stage: SpeculationStage):
+        progress = SpeculationProgressFrame(
+            stage=stage, user_text=last_user_text(attempt.frame.context)
+        )
+        await self.push_frame(progress, FrameDirection.UPSTREAM)
 
     async def push_error(self, *args, **kwargs):
         """Note a failure of the speculative inference in progress, then report it as usual."""

@@ -3,7 +3,7 @@
 :class:`StandinServer` runs an ``aiohttp.web`` application on 127.0.0.1 (port 0 by default, the
 chosen port is reported) as an async context manager::
 
-    async with OpenAIStandin(profile=LatencyProfile.fast()) as s:
+    async with OpenAIStandin(profile=LatencyProfile.instant()) as s:
         client = AsyncOpenAI(api_key="test", base_url=f"{s.base_url}/v1")
 
 What every stand-in gets from here:

@@ -1,10 +1,10 @@
 """Latency profiles for the loopback stand-ins.
 
-A :class:`LatencyProfile` says how slow each stand-in pretends to be. The default values are
-calibrated to the reference deployment in ``docs/design.md`` (end of user speech → first bot
-audio 1.55 s on a simple turn, ElevenLabs first audio 639 ms cold / 254-307 ms warm), so a bench
-run against the stand-ins lands in the same place as the real services did. :meth:`LatencyProfile.fast`
-removes (almost) every delay for unit tests.
+A :class:`LatencyProfile` says how slow each stand-in pretends to be. Three named profiles stand
+for three classes of real services (``reference``: the reference deployment's services on warm
+connections, the defaults; ``slow``: a heavy model or a long RAG context; ``fast``: fast-inference
+LLM and TTS), so no bench result depends on one guess about the services; ``instant`` removes
+(almost) every delay for unit tests. ``docs/latency-profiles.md`` gives the sources.
 
 Every delay a stand-in applies goes through :meth:`LatencyProfile.delay`, which adds the
 profile's jitter from a seeded RNG: two runs with the same seed wait the same amounts.
@@ -23,7 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_CONNECTION_PENALTIES_SECS", "LatencyProfile"]
+__all__ = [
+    "BENCH_PROFILE_NAMES",
+    "DEFAULT_CONNECTION_PENALTIES_SECS",
+    "PROFILE_NAMES",
+    "LatencyProfile",
+]
+
+PROFILE_NAMES: tuple[str, ...] = ("reference", "slow", "fast", "instant")
+"""Named latency profiles: three classes of real services, and ``instant`` for unit tests."""
+
+BENCH_PROFILE_NAMES: tuple[str, ...] = ("reference", "slow", "fast")
+"""The profiles a default bench run covers, one table each."""
 
 DEFAULT_CONNECTION_PENALTIES_SECS: Mapping[str, float] = {
     # Reference: OpenAI time to first token +760 ms on a new connection (TLS + TCP + first hop).
@@ -54,12 +65,15 @@ class LatencyProfile:
     ``new_connection_penalty_secs[service]``, which is what makes pre-warming measurable.
 
     Parameters:
-        llm_ttft_secs: OpenAI time to first token on a warm connection (reference ~620 ms).
+        llm_ttft_secs: OpenAI time to first token on a warm connection. The reference log's
+            first sentence came 1,294 ms after the request, 761 ms of which was a new
+            connection: ~0.53 s on a warm one, which 0.42 s plus the first sentence's tokens
+            reproduces.
         llm_tokens_per_sec: Streaming speed after the first token (estimated tokens of 4
-            characters). The stand-in's answers open with a short sentence of ~38 characters
-            whose first word arrives at the first token, so with the defaults the sentence is
-            complete 0.62 + 33/4/13 ≈ 1.25 s after the request, and a sentence aggregator that
-            waits for the next word releases it at ~1.3 s, as in the reference log.
+            characters); public figures for small OpenAI models are 59-77 tokens/s. The
+            stand-in's answers open with a short sentence of ~38 characters whose first word
+            arrives at the first token, so with the defaults the sentence is complete
+            0.42 + 9.5/70 ≈ 0.56 s after the request.
         tts_first_audio_secs: ElevenLabs first audio after a context's first text on a warm
             socket (reference 254-307 ms).
         tts_speed_factor: Seconds of audio produced per wall-clock second after the first audio.
@@ -80,8 +94,8 @@ class LatencyProfile:
         seed: Seed of the jitter RNG, so a jittered run can be reproduced.
     """
 
-    llm_ttft_secs: float = 0.62
-    llm_tokens_per_sec: float = 13.0
+    llm_ttft_secs: float = 0.42
+    llm_tokens_per_sec: float = 70.0
     tts_first_audio_secs: float = 0.28
     tts_speed_factor: float = 4.0
     new_connection_penalty_secs: dict[str, float] = field(
@@ -125,18 +139,54 @@ class LatencyProfile:
 
     @classmethod
     def reference(cls) -> LatencyProfile:
-        """The profile calibrated to the reference deployment (the defaults)."""
+        """The reference deployment's services on warm connections (the defaults).
+
+        See ``docs/latency-profiles.md`` for the sources of every value.
+        """
         return cls()
 
     @classmethod
+    def slow(cls, **overrides: Any) -> LatencyProfile:
+        """A heavy model or a long RAG context: first token 0.62 s, 13 tokens/s.
+
+        The first sentence is ready ~1.35 s after the request, so the answer, not the commit,
+        bounds the latency: the profile where speculating early pays the most.
+
+        Args:
+            **overrides: Fields to set on top of the slow values.
+        """
+        values: dict[str, Any] = {"llm_ttft_secs": 0.62, "llm_tokens_per_sec": 13.0}
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
     def fast(cls, **overrides: Any) -> LatencyProfile:
+        """Fast-inference services: first token ~0.2 s, ~200 tokens/s, TTS first audio ~0.19 s.
+
+        The answer is ready before any sensible commit, so the commit bounds the latency: the
+        profile where waiting for the user costs the most.
+
+        Args:
+            **overrides: Fields to set on top of the fast values.
+        """
+        values: dict[str, Any] = {
+            "llm_ttft_secs": 0.2,
+            "llm_tokens_per_sec": 200.0,
+            "tts_first_audio_secs": 0.19,
+            "rag_query_secs": 0.11,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def instant(cls, **overrides: Any) -> LatencyProfile:
         """A profile with (almost) no delays, for unit tests.
 
         Streaming stays asynchronous (tiny non-zero pacing) so tests still see chunks arrive one
         at a time, but nothing waits long enough to matter on a busy machine.
 
         Args:
-            **overrides: Fields to set on top of the fast values (e.g. one connection penalty).
+            **overrides: Fields to set on top of the instant values (e.g. one connection penalty).
         """
         values: dict[str, Any] = {
             "llm_ttft_secs": 0.0,
@@ -156,11 +206,46 @@ class LatencyProfile:
         return cls(**values)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LatencyProfile:
-        """Build a profile from a mapping; missing fields keep their defaults.
+    def named(cls, name: str, **overrides: Any) -> LatencyProfile:
+        """The profile called ``name`` (one of :data:`PROFILE_NAMES`).
 
         Args:
-            data: Field values. An optional ``base: fast|reference`` key picks the starting point.
+            name: ``reference``, ``slow``, ``fast`` or ``instant``.
+            **overrides: Fields to set on top of it.
+
+        Raises:
+            ValueError: On an unknown name.
+        """
+        if name not in PROFILE_NAMES:
+            raise ValueError(f"unknown latency profile {name!r} (have: {', '.join(PROFILE_NAMES)})")
+        if name == "reference":
+            return cls(**overrides)
+        return getattr(cls, name)(**overrides)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> LatencyProfile:
+        """A named profile, or one read from a YAML/JSON file (see :meth:`from_file`).
+
+        Args:
+            name_or_path: A name from :data:`PROFILE_NAMES` or a file path.
+        """
+        if str(name_or_path) in PROFILE_NAMES:
+            return cls.named(str(name_or_path))
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ValueError(
+                f"{name_or_path!r} is neither a latency profile name "
+                f"({', '.join(PROFILE_NAMES)}) nor a readable file"
+            )
+        return cls.from_file(path)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LatencyProfile:
+        """Build a profile from a mapping; missing fields keep their base's values.
+
+        Args:
+            data: Field values. An optional ``base:`` key (a name from :data:`PROFILE_NAMES`,
+                ``reference`` by default) picks the starting point.
 
         Raises:
             ValueError: On unknown keys (a typo would otherwise silently keep a default).
@@ -171,11 +256,9 @@ class LatencyProfile:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown latency profile fields: {', '.join(unknown)}")
-        if base == "fast":
-            return cls.fast(**values)
-        if base != "reference":
-            raise ValueError(f"base must be 'fast' or 'reference', got {base!r}")
-        return cls(**values)
+        if base not in PROFILE_NAMES:
+            raise ValueError(f"base must be one of {', '.join(PROFILE_NAMES)}, got {base!r}")
+        return cls.named(base, **values)
 
     @classmethod
     def from_file(cls, path: str | Path) -> LatencyProfile:

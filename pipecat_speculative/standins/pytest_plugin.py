@@ -68,7 +68,7 @@ STANDIN_TTS_VOICE = "standin"
 @pytest.fixture
 def latency_profile() -> LatencyProfile:
     """The stand-ins' latency profile: fast (no delays) unless a test overrides this fixture."""
-    return LatencyProfile.fast()
+    return LatencyProfile.instant()
 
 
 @_async_fixture

@@ -38,6 +38,9 @@ from pipecat_speculative.turns.speculation_events import DebounceChange
 
 __all__ = ["AdaptiveDebounce", "DebounceParams", "DebounceState"]
 
+_MAX_CHANGES_KEPT = 100
+"""Changes kept for reports: every session stays bounded, however long."""
+
 
 @dataclass(frozen=True)
 class DebounceParams:
@@ -45,8 +48,11 @@ class DebounceParams:
 
     Parameters:
         initial_secs: Speculation delay before anything is learned, seconds after VAD stop (on top
-            of the VAD's own ``stop_secs``). 0.2 s means 0.4 s of silence with the default VAD,
-            the order of the reference deployment's 400 ms.
+            of the VAD's own ``stop_secs``). 0.0 speculates at the VAD stop (0.2 s of silence
+            with the default VAD): with a commit held until the answer is ready, every
+            millisecond of delay is a millisecond of latency on a turn that ends there, while a
+            speculation withdrawn costs only tokens. The band raises it for speakers whose
+            pauses say otherwise.
         min_secs: Lower bound. 0.0 speculates on the VAD stop itself.
         max_secs: Upper bound. Past about 1 s the speculation no longer starts before a typical
             commit, so waiting longer saves nothing.
@@ -66,7 +72,7 @@ class DebounceParams:
         adaptive: False fixes the delay at ``initial_secs``.
     """
 
-    initial_secs: float = 0.2
+    initial_secs: float = 0.0
     min_secs: float = 0.0
     max_secs: float = 1.0
     target_low: float = 0.30
@@ -111,8 +117,9 @@ class DebounceState:
         delay_secs: Current speculation delay.
         window_cancel_rate: Withdrawn / started over the last ``window`` outcomes (None if none).
         samples: Outcomes in that window.
-        samples_since_change: Outcomes since the delay last changed.
-        changes: Every change so far, oldest first.
+        samples_since_change: Outcomes since the delay last changed (at most ``window``).
+        changes: The changes so far, oldest first (bounded).
+        pinned_reason: Why the delay stays at a bound although the rate is outside the band.
     """
 
     delay_secs: float
@@ -120,6 +127,32 @@ class DebounceState:
     samples: int
     samples_since_change: int
     changes: tuple[DebounceChange, ...] = field(default_factory=tuple)
+    pinned_reason: str | None = None
+
+
+class _Outcomes:
+    """The last ``size`` outcomes and how many of them were withdrawals, in O(1) per outcome."""
+
+    def __init__(self, size: int):
+        self._items: deque[bool] = deque(maxlen=size)
+        self.withdrawn = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def append(self, withdrawn: bool):
+        if len(self._items) == self._items.maxlen:
+            self.withdrawn -= self._items[0]
+        self._items.append(withdrawn)
+        self.withdrawn += withdrawn
+
+    def clear(self):
+        self._items.clear()
+        self.withdrawn = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.withdrawn / len(self._items) if self._items else None
 
 
 class AdaptiveDebounce:
@@ -138,10 +171,13 @@ class AdaptiveDebounce:
         """
         self._params = params or DebounceParams()
         self._delay = self._params.initial_secs
-        self._window: deque[bool] = deque(maxlen=self._params.window)
-        self._since_change: list[bool] = []
+        self._window = _Outcomes(self._params.window)
+        # Outcomes since the last change, at most a window of them: a long stretch inside the
+        # band must not slow the reaction to a change of speaker behaviour.
+        self._since_change = _Outcomes(self._params.window)
         self._pauses: deque[tuple[float, bool]] = deque(maxlen=self._params.pause_window)
-        self._changes: list[DebounceChange] = []
+        self._changes: deque[DebounceChange] = deque(maxlen=_MAX_CHANGES_KEPT)
+        self._pinned_reason: str | None = None
 
     def __str__(self):
         return "AdaptiveDebounce"
@@ -158,18 +194,24 @@ class AdaptiveDebounce:
 
     @property
     def changes(self) -> list[DebounceChange]:
-        """Every change of the delay, oldest first."""
+        """The changes of the delay, oldest first (the last 100 in a very long session)."""
         return list(self._changes)
+
+    @property
+    def pinned_reason(self) -> str | None:
+        """Why the delay stays at a bound although the rate is outside the band, if it does."""
+        return self._pinned_reason
 
     @property
     def state(self) -> DebounceState:
         """A snapshot for metrics and logs."""
         return DebounceState(
             delay_secs=self._delay,
-            window_cancel_rate=self._rate(self._window),
+            window_cancel_rate=self._window.rate,
             samples=len(self._window),
             samples_since_change=len(self._since_change),
             changes=tuple(self._changes),
+            pinned_reason=self._pinned_reason,
         )
 
     def record_pause(self, pause_secs: float, *, resumed: bool):
@@ -197,7 +239,7 @@ class AdaptiveDebounce:
         if not self._params.adaptive or len(self._since_change) < self._params.min_samples:
             return None
 
-        rate = self._rate(self._since_change)
+        rate = self._since_change.rate
         assert rate is not None
         p = self._params
         # Half a sample of slack (a continuity correction): with 7 outcomes the rate moves in
@@ -212,8 +254,13 @@ class AdaptiveDebounce:
             why += f"; moving at most {p.max_jump_secs:.2f} s at once"
         new = min(p.max_secs, max(p.min_secs, self._delay + step))
         if abs(new - self._delay) < 1e-3:
-            # Pinned at a bound: nothing to change, but start a fresh sample so the rate
-            # reflects the present rather than a growing history.
+            # Pinned at a bound: nothing to change. Say so once, and start a fresh sample so the
+            # rate reflects the present rather than a growing history.
+            bound = "minimum" if rate < p.target_low else "maximum"
+            reason = f"{why}; the delay is already at its {bound} {self._delay:.3f} s"
+            if reason.split(";")[0] != (self._pinned_reason or "").split(";")[0]:
+                logger.info(f"{self}: speculation delay stays at {self._delay:.3f} s ({reason})")
+            self._pinned_reason = reason
             self._since_change.clear()
             return None
         return self._change(new, rate, why)
@@ -222,7 +269,7 @@ class AdaptiveDebounce:
         """The delay to move to, and why, given an out-of-band rate."""
         p = self._params
         n = len(self._since_change)
-        withdrawn = sum(self._since_change)
+        withdrawn = self._since_change.withdrawn
         direction = "above" if rate > p.target_high else "below"
         head = (
             f"cancel rate {rate:.0%} ({withdrawn}/{n}) {direction} "
@@ -275,9 +322,5 @@ class AdaptiveDebounce:
         self._delay = new
         self._changes.append(change)
         self._since_change.clear()
+        self._pinned_reason = None
         return change
-
-    @staticmethod
-    def _rate(outcomes) -> float | None:
-        outcomes = list(outcomes)
-        return sum(outcomes) / len(outcomes) if outcomes else None

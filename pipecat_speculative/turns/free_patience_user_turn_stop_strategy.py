@@ -1,24 +1,22 @@
-"""A commit rule whose speech timeout follows how long the speculative answer takes to be ready.
+"""The default commit rule: a silence floor, with the patience the held answer gives for free.
 
-With speculation on, the answer to a turn starts being prepared ``delay`` seconds after VAD stop and
-its first audio is ready ``readiness`` seconds later. Committing any earlier than that gains
-nothing: the user hears the answer at ``max(commit, speculation start + readiness)``. Committing
-later costs latency. So the commit delay that costs nothing is::
+With speculation on, the answer to a turn is being prepared while the user is silent. Until that
+answer is ready, committing the turn gains nothing: the user hears it at
+``max(commit, answer ready)``. So this rule proposes the commit after a silence floor (Pipecat's
+0.6 s speech timeout by default), and the
+:class:`~pipecat_speculative.turns.speculative_user_turn_stop_strategy.SpeculativeUserTurnStopStrategy`
+around it holds that commit until the held answer is reported ready, never past a ceiling::
 
-    VAD stop |<- delay ->| speculation start |<------- readiness ------->| first audio ready
-             |<----------- commit delay = delay + readiness - margin --->| commit
+    VAD stop |<- floor ->| proposed        |<- answer ready: commit (no latency cost)
+             |<- delay ->| speculation ... |
+             user resumes before the commit -> nothing was said, the turn goes on
 
-A fixed 0.6 s timeout cuts a hesitant speaker off at every pause longer than ~0.6 s; this one waits
-as long as the answer needs anyway (about 1.1-1.5 s in the reference profile), which lets most of
-those speakers finish, at no latency cost when the speculation is adopted.
+A fixed 0.6 s timeout cuts a hesitant speaker off at every pause longer than ~0.6 s; this one
+gives them as long as the answer needs anyway, and never delays an answer that is ready.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from loguru import logger
-from pipecat.frames.frames import VADUserStoppedSpeakingFrame
 from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
     SpeechTimeoutUserTurnStopStrategy,
 )
@@ -27,76 +25,28 @@ __all__ = ["FreePatienceUserTurnStopStrategy"]
 
 
 class FreePatienceUserTurnStopStrategy(SpeechTimeoutUserTurnStopStrategy):
-    """Speech-timeout commit whose timeout is ``delay + readiness - margin``, clamped.
+    """Pipecat's speech timeout as the silence floor of the free-patience commit.
 
-    Feed it measurements with :meth:`observe_answer_readiness` (the turn timing observer does, from
-    LLM time to first token plus TTS first audio); until then it uses ``initial_readiness_secs``.
-    The timeout is recomputed at every VAD stop: Pipecat's ``SpeechTimeoutUserTurnStopStrategy``
-    reads it whenever it restarts its timer.
+    On its own it is exactly ``SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=floor_secs)``
+    (it keeps Pipecat's STT wait and transcript checks). Its patience comes from the speculative
+    strategy wrapping it (``SpeculativeTurnParams.hold_commit_until_ready``).
     """
 
-    def __init__(
-        self,
-        *,
-        initial_readiness_secs: float = 1.2,
-        margin_secs: float = 0.1,
-        min_timeout_secs: float = 0.6,
-        max_timeout_secs: float = 2.0,
-        smoothing: float = 0.3,
-        **kwargs,
-    ):
-        """Initialize the strategy.
+    def __init__(self, *, floor_secs: float = 0.6, **kwargs):
+        """Initialize the rule.
 
         Args:
-            initial_readiness_secs: Assumed time from speculation start to the answer's first audio
-                before anything is measured (the reference profile's LLM first sentence + TTS
-                first audio is about 1.1-1.3 s).
-            margin_secs: Commit this much before the answer is expected to be ready, so a slightly
-                fast answer is not held waiting for the commit.
-            min_timeout_secs: Floor: never commit sooner than Pipecat's default speech timeout.
-            max_timeout_secs: Ceiling: an outlier measurement (a cold connection, a slow model) must
-                not make the bot wait seconds for a user who has finished.
-            smoothing: Weight of a new measurement in the moving average (0-1].
+            floor_secs: Silence after VAD stop before a commit may happen at all: Pipecat's
+                default speech timeout. An answer ready sooner waits for it, which keeps a
+                fast LLM from answering every breath.
             **kwargs: Forwarded to ``SpeechTimeoutUserTurnStopStrategy``.
         """
-        if not 0 < smoothing <= 1:
-            raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
-        if not 0 <= min_timeout_secs <= max_timeout_secs:
-            raise ValueError("need 0 <= min_timeout_secs <= max_timeout_secs")
-        super().__init__(user_speech_timeout=min_timeout_secs, **kwargs)
-        self._readiness = initial_readiness_secs
-        self._margin = margin_secs
-        self._min = min_timeout_secs
-        self._max = max_timeout_secs
-        self._smoothing = smoothing
-        self._delay_provider: Callable[[], float] = lambda: 0.0
-        self._user_speech_timeout = self.commit_delay_secs
+        if floor_secs < 0:
+            raise ValueError(f"floor_secs must be >= 0, got {floor_secs}")
+        super().__init__(user_speech_timeout=floor_secs, **kwargs)
+        self._floor_secs = floor_secs
 
     @property
-    def readiness_secs(self) -> float:
-        """Current estimate of speculation start → first audio ready, seconds."""
-        return self._readiness
-
-    @property
-    def commit_delay_secs(self) -> float:
-        """The speech timeout the next VAD stop will use."""
-        wanted = self._delay_provider() + self._readiness - self._margin
-        return min(self._max, max(self._min, wanted))
-
-    def set_speculation_delay_provider(self, provider: Callable[[], float]):
-        """Tell the rule where to read the current speculation delay (the adaptive debounce)."""
-        self._delay_provider = provider
-
-    def observe_answer_readiness(self, secs: float):
-        """Feed one measured speculation start → first audio ready duration, seconds."""
-        if secs <= 0:
-            return
-        old = self._readiness
-        self._readiness = (1 - self._smoothing) * old + self._smoothing * secs
-        logger.trace(
-            f"{self}: readiness {old:.3f} s -> {self._readiness:.3f} s (measured {secs:.3f})"
-        )
-
-    async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame):
-        self._user_speech_timeout = self.commit_delay_secs
-        await super()._handle_vad_user_stopped_speaking(frame)
+    def floor_secs(self) -> float:
+        """The silence floor, seconds after VAD stop."""
+        return self._floor_secs

@@ -64,7 +64,10 @@ class SpeculationRecord:
             when earlier speculations of the turn were withdrawn by resumed speech).
         backed_off: Started at a delay backed off within its turn (``resume_backoff``). Its
             outcome says nothing about the session delay, so the debounce does not learn from it.
+        from_interim: Its text includes words of an interim transcript (not final yet).
         resolved_at: Clock time of the outcome, None while open.
+        ready_at: Clock time its held answer was reported ready (first sentence, or first
+            audio with speculative TTS), None if never.
         adopted: True once the commit confirmed it.
         withdrawal_reason: Why it was withdrawn, None unless withdrawn.
     """
@@ -76,7 +79,9 @@ class SpeculationRecord:
     vad_stopped_at: float | None
     delay_secs: float
     backed_off: bool = False
+    from_interim: bool = False
     resolved_at: float | None = None
+    ready_at: float | None = None
     adopted: bool = False
     withdrawal_reason: WithdrawalReason | None = None
 

@@ -25,6 +25,19 @@ Rules that protect the invariants:
 - Resumed speech withdraws only once it carries new words (an interim or final transcript) or has
   lasted ``resume_withdraw_secs``; a noise blip that brings no words and stops again keeps the
   speculation, so a cough does not cost the turn its early answer.
+
+The commit costs nothing. When the commit rule says the turn is over while a speculation is held
+but its answer is not ready yet, committing now gains nothing: the answer cannot play before it is
+ready. So the planner holds the commit until the LLM service reports the held answer ready
+(:meth:`SpeculationPlanner.speculation_progress`), never past a ceiling, and gives the user up to
+that moment to go on::
+
+    VAD stop |<- floor (the commit rule) ->| commit requested: held
+             |<- delay ->| start |<------ answer ready ------>| commit (adopts)
+             |                                                 ... or VAD start: hold dropped
+
+Only when no readiness can be observed (an LLM service that does not report it) or no
+speculation has started yet is the wait an estimate: the moving average of measured readiness.
 """
 
 from __future__ import annotations
@@ -35,7 +48,9 @@ from enum import Enum
 from pipecat.turns.user_stop.eager_match_policy import EagerMatchPolicy, NormalizedMatch
 from pipecat.utils.string import TextPartForConcatenation, concatenate_aggregated_text
 
+from pipecat_speculative.frames import SpeculationStage
 from pipecat_speculative.turns.adaptive_debounce import AdaptiveDebounce, DebounceParams
+from pipecat_speculative.turns.commit_patience import CommitPatience, PatienceParams
 from pipecat_speculative.turns.speculation_events import (
     DebounceChange,
     SpeculationRecord,
@@ -48,6 +63,7 @@ __all__ = [
     "ArmTimer",
     "CancelTimer",
     "DebounceChanged",
+    "FinalizeCommit",
     "PlannerAction",
     "RunInference",
     "SpeculationPhase",
@@ -84,6 +100,7 @@ class TimerKind(Enum):
     DEBOUNCE = "debounce"
     RESUME = "resume"
     TIMEOUT = "timeout"
+    COMMIT = "commit"
 
 
 @dataclass(frozen=True)
@@ -114,6 +131,27 @@ class SpeculativeTurnParams:
         own_speculation: False leaves speculation to the commit strategy (Deepgram Flux's eager end
             of turn through Pipecat's ``EagerUserTurnStopStrategy``); the planner then only
             accounts for it.
+        hold_commit_until_ready: When the commit rule fires while a speculation is held and its
+            answer is not ready, commit at the moment it is ready rather than now: the answer
+            plays no later, and the user gets that much more time to go on. False commits when
+            the rule fires.
+        ready_stage: Which readiness the held commit waits for: the held answer's first
+            sentence (the TTS starts at the commit), or its first audio (speculative TTS).
+        commit_ceiling_secs: A held commit happens at the latest this long after the VAD stop
+            that began the pause, ready or not: a stalled inference must not keep the turn
+            open (the commit then adopts the speculation, or runs a fresh inference).
+        initial_readiness_secs: Prior for speculation start → answer ready, used only where
+            readiness cannot be observed (an LLM service that does not report it, or a
+            speculation that has not started yet); replaced by measurements as they come.
+        readiness_smoothing: Weight of a new readiness measurement in its moving average.
+        patience: The least silence before a held commit, learned from the pauses the user
+            resumed after (starts at Pipecat's 0.6 s speech timeout).
+        speculate_on_interim: At the VAD stop, speculate on the final transcript plus the
+            latest interim one instead of waiting for the STT's last final (which a Finalize
+            brings ~0.15 s later). If the final says the same, modulo case and punctuation, the
+            commit adopts it (Pipecat's NormalizedMatch, as with Flux's eager transcripts);
+            otherwise the final re-speculates, as late as it would have started anyway. A
+            withdrawal of this kind does not teach the debounce (it says nothing about pauses).
     """
 
     debounce: DebounceParams = field(default_factory=DebounceParams)
@@ -123,6 +161,13 @@ class SpeculativeTurnParams:
     max_utterance_words: int = 80
     resume_backoff: float = 1.5
     own_speculation: bool = True
+    hold_commit_until_ready: bool = True
+    ready_stage: SpeculationStage = SpeculationStage.FIRST_SENTENCE
+    commit_ceiling_secs: float = 2.5
+    initial_readiness_secs: float = 0.8
+    readiness_smoothing: float = 0.3
+    patience: PatienceParams = field(default_factory=PatienceParams)
+    speculate_on_interim: bool = True
 
     def __post_init__(self):
         if self.resume_withdraw_secs <= 0 or self.speculation_timeout_secs <= 0:
@@ -131,6 +176,14 @@ class SpeculativeTurnParams:
             raise ValueError("max_speculations_per_turn and max_utterance_words must be >= 1")
         if self.resume_backoff < 1.0:
             raise ValueError(f"resume_backoff must be >= 1.0, got {self.resume_backoff}")
+        if self.commit_ceiling_secs <= 0 or self.initial_readiness_secs <= 0:
+            raise ValueError("commit_ceiling_secs and initial_readiness_secs must be > 0")
+        if not 0 < self.readiness_smoothing <= 1:
+            raise ValueError(
+                f"readiness_smoothing must be in (0, 1], got {self.readiness_smoothing}"
+            )
+        if self.ready_stage is SpeculationStage.STARTED:
+            raise ValueError("ready_stage must be first_sentence or first_audio")
 
 
 @dataclass(frozen=True)
@@ -159,6 +212,13 @@ class AdoptSpeculation:
     """The commit confirms the speculation: finalize the turn without a second inference."""
 
     record: SpeculationRecord
+
+
+@dataclass(frozen=True)
+class FinalizeCommit:
+    """End the user turn now: the commit the rule asked for, held until this moment."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -201,6 +261,7 @@ PlannerAction = (
     | SpeculationAccounted
     | AdoptSpeculation
     | RunInference
+    | FinalizeCommit
     | TurnCommitted
     | DebounceChanged
     | ArmTimer
@@ -253,6 +314,19 @@ class SpeculationPlanner:
         # A text whose speculation timed out or failed: not speculated on again this turn.
         self._blocked_text: str | None = None
         self._next_id = 1
+
+        # A commit the rule asked for, held until the answer is ready.
+        self._commit_held = False
+        # Whether the LLM service reports readiness (it reported a speculation starting).
+        self._reports_readiness = False
+        self._readiness_secs = self._params.initial_readiness_secs
+        self._readiness_measured = 0
+        self._patience = CommitPatience(self._params.patience)
+        # The latest interim transcript since the last final: words not final yet.
+        self._interim = ""
+        # The last commit and the VAD stop of its pause, to recognize a commit that cut in.
+        self._last_commit_at: float | None = None
+        self._last_commit_pause_start: float | None = None
 
         self.started = 0
         self.adopted = 0
@@ -307,9 +381,33 @@ class SpeculationPlanner:
         return concatenate_aggregated_text(self._parts)
 
     @property
+    def patience(self) -> CommitPatience:
+        """The learned least silence before a commit."""
+        return self._patience
+
+    @property
+    def speculation_text(self) -> str:
+        """What a speculation would answer now: the final text, plus the interim if allowed."""
+        if not self._params.speculate_on_interim or not self._interim.strip():
+            return self.text
+        return concatenate_aggregated_text(
+            [*self._parts, TextPartForConcatenation(self._interim, False)]
+        )
+
+    @property
     def turn(self) -> int:
         """Index of the current user turn."""
         return self._turn
+
+    @property
+    def readiness_secs(self) -> float:
+        """Estimated speculation start → answer ready, seconds (moving average)."""
+        return self._readiness_secs
+
+    @property
+    def commit_held(self) -> bool:
+        """Whether a commit the rule asked for is held until the answer is ready."""
+        return self._commit_held
 
     @property
     def cancel_rate(self) -> float | None:
@@ -322,6 +420,14 @@ class SpeculationPlanner:
 
     def turn_started(self, now: float) -> list[PlannerAction]:
         """A user turn started: per-turn bounds reset (the text does not; see turn_stopped)."""
+        if (
+            self._last_commit_at is not None
+            and self._last_commit_pause_start is not None
+            and now - self._last_commit_at < self._params.patience.cut_in_secs
+        ):
+            # The user went on right after the commit: it came inside their pause.
+            self._patience.record_cut_in(self._turn, now - self._last_commit_pause_start)
+        self._last_commit_at = None
         self._turn_speculations = []
         self._turn_resumptions = 0
         self._tool_blocked = False
@@ -331,11 +437,13 @@ class SpeculationPlanner:
     def turn_stopped(self, now: float) -> list[PlannerAction]:
         """The turn ended, by the commit or any other way (watchdog, session end)."""
         actions: list[PlannerAction] = []
+        self._commit_held = False
         if self._speculation is not None:
             actions += self._resolve(now, WithdrawalReason.TURN_ENDED)
         actions += self._cancel_timers(*TimerKind)
         self._phase = SpeculationPhase.IDLE
         self._parts = []
+        self._interim = ""
         self._pause_start = None
         self._resume_at = None
         self._debounce_elapsed = False
@@ -346,7 +454,9 @@ class SpeculationPlanner:
     def vad_started(self, now: float) -> list[PlannerAction]:
         """VAD says the user is speaking."""
         self._user_speaking = True
-        actions = self._cancel_timers(TimerKind.DEBOUNCE)
+        # A held commit is void: the user goes on. The commit rule fires again after the next stop.
+        self._commit_held = False
+        actions = self._cancel_timers(TimerKind.DEBOUNCE, TimerKind.COMMIT)
         self._debounce_elapsed = False
         if self._phase == SpeculationPhase.DEBOUNCING:
             self._phase = SpeculationPhase.IDLE
@@ -374,8 +484,19 @@ class SpeculationPlanner:
 
     def interim_transcript(self, now: float, text: str) -> list[PlannerAction]:
         """An interim transcript: words are arriving."""
-        if text.strip() and self._user_speaking and self._resume_at is not None:
+        if not text.strip():
+            return []
+        self._interim = text
+        if self._user_speaking and self._resume_at is not None:
             return self._confirm_resumption(now)
+        if (
+            not self._user_speaking
+            and self._phase == SpeculationPhase.DEBOUNCING
+            and self._debounce_elapsed
+            and self._params.speculate_on_interim
+        ):
+            # The delay is over and the pause had no text yet: the interim brings some.
+            return self._maybe_start(now) + self._reconsider_held_commit(now)
         return []
 
     def final_transcript(
@@ -386,6 +507,7 @@ class SpeculationPlanner:
             # The aggregator drops blank transcripts, so they never change the committed text.
             return []
         self._parts.append(TextPartForConcatenation(text, includes_inter_part_spaces))
+        self._interim = ""
         actions: list[PlannerAction] = []
         if self._user_speaking and self._resume_at is not None:
             actions += self._confirm_resumption(now)
@@ -398,7 +520,7 @@ class SpeculationPlanner:
                 actions += self._maybe_start(now)
         elif self._phase == SpeculationPhase.DEBOUNCING and self._debounce_elapsed:
             actions += self._maybe_start(now)
-        return actions
+        return actions + self._reconsider_held_commit(now)
 
     def timer_fired(self, now: float, kind: TimerKind) -> list[PlannerAction]:
         """A timer armed by an :class:`ArmTimer` action expired."""
@@ -409,16 +531,20 @@ class SpeculationPlanner:
             if self._phase != SpeculationPhase.DEBOUNCING or self._user_speaking:
                 return []
             self._debounce_elapsed = True
-            return self._maybe_start(now)
+            return self._maybe_start(now) + self._reconsider_held_commit(now)
         if kind is TimerKind.RESUME:
             if self._user_speaking and self._resume_at is not None:
                 return self._confirm_resumption(now)
             return []
+        if kind is TimerKind.COMMIT:
+            if not self._commit_held:
+                return []
+            return self._release_commit("the ceiling or the estimated readiness was reached")
         # TIMEOUT
         if self._speculation is None:
             return []
         self._blocked_text = self._speculation.text
-        return self._resolve(now, WithdrawalReason.TIMEOUT)
+        return self._resolve(now, WithdrawalReason.TIMEOUT) + self._reconsider_held_commit(now)
 
     def commit_adopts(self) -> bool:
         """Whether a commit now would adopt the speculation in flight (no state change)."""
@@ -438,7 +564,10 @@ class SpeculationPlanner:
             now: Clock time of the commit.
             adopt: The verdict already acted on (from :meth:`commit_adopts`); None decides now.
         """
-        actions = self._cancel_timers(TimerKind.DEBOUNCE, TimerKind.RESUME)
+        self._commit_held = False
+        actions = self._cancel_timers(TimerKind.DEBOUNCE, TimerKind.RESUME, TimerKind.COMMIT)
+        self._last_commit_at = now
+        self._last_commit_pause_start = self._pause_start
         if self._pause_start is not None:
             self._debounce.record_pause(now - self._pause_start, resumed=False)
         self._pause_start = None
@@ -471,6 +600,7 @@ class SpeculationPlanner:
         )
         # The aggregator writes the text to the context now; what follows belongs to what comes next.
         self._parts = []
+        self._interim = ""
         self._phase = SpeculationPhase.IDLE
         return actions
 
@@ -491,7 +621,8 @@ class SpeculationPlanner:
             return []
         if self._params.own_speculation:
             self._tool_blocked = True
-            return self._resolve(now, WithdrawalReason.TOOL_CALL)
+            actions = self._resolve(now, WithdrawalReason.TOOL_CALL)
+            return actions + self._reconsider_held_commit(now)
         return self._resolve(now, WithdrawalReason.RESUMED, emit=False)
 
     def speculation_failed(self, now: float) -> list[PlannerAction]:
@@ -505,7 +636,67 @@ class SpeculationPlanner:
         if self._speculation is None:
             return []
         self._blocked_text = self._speculation.text
-        return self._resolve(now, WithdrawalReason.FAILED)
+        return self._resolve(now, WithdrawalReason.FAILED) + self._reconsider_held_commit(now)
+
+    def commit_requested(self, now: float) -> list[PlannerAction]:
+        """The commit rule says the turn is over: commit now, or hold until the answer is ready.
+
+        Returns:
+            ``[FinalizeCommit]`` to commit now, or a timer for the held commit's deadline (the
+            hold ends earlier with ``FinalizeCommit`` when the answer is reported ready, or is
+            dropped when the user speaks).
+        """
+        if self._commit_held:
+            return []
+        wait = self._commit_wait(now)
+        if wait is None:
+            return [FinalizeCommit("the commit rule fired and nothing is worth waiting for")]
+        self._commit_held = True
+        return self._arm(TimerKind.COMMIT, wait)
+
+    def speculation_progress(
+        self, now: float, stage: SpeculationStage, text: str
+    ) -> list[PlannerAction]:
+        """The LLM service (or the speculative TTS) reports how far a held answer has come.
+
+        Args:
+            now: Clock time of the report.
+            stage: The stage reached.
+            text: The user text the reporting inference answers; a report about a speculation
+                already withdrawn (its inference may still be winding down) does not match the
+                one in flight and is ignored.
+        """
+        if stage is SpeculationStage.STARTED:
+            self._reports_readiness = True
+            return self._reconsider_held_commit(now)
+        speculation = self._speculation
+        if (
+            stage is not self._params.ready_stage
+            or speculation is None
+            or speculation.ready_at is not None
+            # The aggregator puts the speculated text verbatim in the provisional context.
+            or speculation.text.strip() != text.strip()
+        ):
+            return []
+        speculation.ready_at = now
+        self.observe_readiness(now - speculation.started_at)
+        return self._reconsider_held_commit(now)
+
+    def observe_readiness(self, secs: float):
+        """Feed one measured speculation start → answer ready duration (seconds)."""
+        if secs <= 0:
+            return
+        if self._readiness_measured == 0:
+            self._readiness_secs = secs
+        else:
+            w = self._params.readiness_smoothing
+            self._readiness_secs = (1 - w) * self._readiness_secs + w * secs
+        self._readiness_measured += 1
+
+    def seed_readiness(self, secs: float):
+        """Replace the readiness prior before anything is measured (e.g. from warmups)."""
+        if secs > 0 and self._readiness_measured == 0:
+            self._readiness_secs = secs
 
     def external_speculation_started(self, now: float, text: str) -> list[PlannerAction]:
         """The commit strategy started a speculation itself (Flux eager end of turn)."""
@@ -547,11 +738,56 @@ class SpeculationPlanner:
 
     # ------------------------------------------------------------------ internals
 
+    def _commit_wait(self, now: float) -> float | None:
+        """How long a commit requested now should be held, or None to commit at once.
+
+        Never before the learned patience; then until the held answer is ready (or its
+        estimate, where readiness is not reported), never past the ceiling.
+        """
+        p = self._params
+        if not p.hold_commit_until_ready or not p.own_speculation:
+            return None
+        anchor = self._pause_start if self._pause_start is not None else now
+        patient_until = anchor + self._patience.secs(self._turn)
+        ceiling = max(anchor + p.commit_ceiling_secs, patient_until)
+        speculation = self._speculation
+        if speculation is not None:
+            if speculation.ready_at is not None:
+                ready = speculation.ready_at
+            elif self._reports_readiness:
+                ready = ceiling  # the report ends the hold earlier
+            else:
+                ready = min(ceiling, speculation.started_at + self._readiness_secs)
+        elif self._phase == SpeculationPhase.DEBOUNCING and self._can_speculate(
+            self.speculation_text
+        ):
+            # Not started yet: it will, after the delay; its readiness can only be estimated.
+            ready = min(ceiling, anchor + self.speculation_delay_secs + self._readiness_secs)
+        else:
+            ready = now
+        wait = max(patient_until, ready) - now
+        return wait if wait > 1e-3 else None
+
+    def _reconsider_held_commit(self, now: float) -> list[PlannerAction]:
+        """Re-decide a held commit after the speculation in flight changed."""
+        if not self._commit_held:
+            return []
+        wait = self._commit_wait(now)
+        if wait is None:
+            return self._release_commit("nothing left worth waiting for")
+        return self._arm(TimerKind.COMMIT, wait)
+
+    def _release_commit(self, reason: str) -> list[PlannerAction]:
+        self._commit_held = False
+        return [*self._cancel_timers(TimerKind.COMMIT), FinalizeCommit(reason)]
+
     def _confirm_resumption(self, now: float) -> list[PlannerAction]:
         """The user really resumed: record the pause and withdraw what it would have answered."""
         actions = self._cancel_timers(TimerKind.RESUME)
         if self._pause_start is not None and self._resume_at is not None:
-            self._debounce.record_pause(self._resume_at - self._pause_start, resumed=True)
+            pause = self._resume_at - self._pause_start
+            self._debounce.record_pause(pause, resumed=True)
+            self._patience.record_resumed_pause(self._turn, pause)
         self._pause_start = None
         self._resume_at = None
         if self._speculation is not None and self._params.own_speculation:
@@ -572,7 +808,7 @@ class SpeculationPlanner:
         )
 
     def _maybe_start(self, now: float) -> list[PlannerAction]:
-        text = self.text
+        text = self.speculation_text
         if not self._can_speculate(text):
             if text.strip():
                 # Bounded out for this pause; waiting for text is pointless.
@@ -598,6 +834,7 @@ class SpeculationPlanner:
             vad_stopped_at=self._pause_start,
             delay_secs=self.speculation_delay_secs,
             backed_off=self._turn_resumptions > 0 and self._params.resume_backoff > 1.0,
+            from_interim=text != self.text,
         )
         self._next_id += 1
         self._turn_speculations.append(record)
@@ -619,7 +856,9 @@ class SpeculationPlanner:
         actions: list[PlannerAction] = self._cancel_timers(TimerKind.TIMEOUT)
         # A speculation started at a backed-off delay is evidence about that turn, not about the
         # session delay: one turn of thinking aloud would otherwise fill the debounce's samples.
-        teaches_debounce = not record.backed_off
+        teaches_debounce = not record.backed_off and not (
+            record.from_interim and reason is WithdrawalReason.EXTENDED
+        )
         change = None
         if reason is None:
             record.adopted = True

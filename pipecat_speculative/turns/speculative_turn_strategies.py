@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal
 
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
@@ -45,15 +46,18 @@ def speculative_turn_strategies(
         )
 
     Args:
-        commit: The rule that decides the turn is over: ``"free_patience"`` (default: a speech
-            timeout that follows how long the answer takes to be ready), ``"speech_timeout"``
-            (Pipecat's fixed ``user_speech_timeout``), ``"smart_turn"`` (Pipecat's local
-            smart-turn v3 analyzer), or any stop strategy instance (e.g. Pipecat's
-            ``EagerUserTurnStopStrategy`` with Deepgram Flux, which then speculates itself).
+        commit: The rule that decides the turn is over: ``"free_patience"`` (default: a
+            silence floor of ``user_speech_timeout``, then the commit is held until the
+            speculative answer is ready), ``"speech_timeout"`` (Pipecat's fixed
+            ``user_speech_timeout``, no hold), ``"smart_turn"`` (Pipecat's local smart-turn v3
+            analyzer, held like free patience), or any stop strategy instance (e.g. Pipecat's
+            ``EagerUserTurnStopStrategy`` with Deepgram Flux, which then speculates itself and
+            commits at Flux's end of turn).
         params: Speculation bounds and the adaptive debounce tuning.
         match_policy: Committed-vs-speculated comparison; Pipecat's ``NormalizedMatch`` if None.
         start: Start strategies; Pipecat's defaults (VAD, then transcription) if None.
-        user_speech_timeout: Timeout for ``commit="speech_timeout"``.
+        user_speech_timeout: The silence floor of ``"free_patience"`` and the timeout of
+            ``"speech_timeout"``.
         clock: Monotonic clock for the strategy (tests).
 
     Returns:
@@ -62,9 +66,11 @@ def speculative_turn_strategies(
     if isinstance(commit, BaseUserTurnStopStrategy):
         rule = commit
     elif commit == "free_patience":
-        rule = FreePatienceUserTurnStopStrategy()
+        rule = FreePatienceUserTurnStopStrategy(floor_secs=user_speech_timeout)
     elif commit == "speech_timeout":
         rule = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=user_speech_timeout)
+        # A fixed timeout is what was asked for: commit when it fires, ready or not.
+        params = replace(params or SpeculativeTurnParams(), hold_commit_until_ready=False)
     elif commit == "smart_turn":
         from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
         from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy

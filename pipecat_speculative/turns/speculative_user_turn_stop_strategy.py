@@ -43,6 +43,7 @@ from pipecat.turns.user_stop.base_user_turn_stop_strategy import (
 from pipecat.turns.user_stop.eager_match_policy import EagerMatchPolicy
 from pipecat.turns.user_stop.eager_user_turn_stop_strategy import EagerUserTurnStopStrategy
 
+from pipecat_speculative.frames import SpeculationProgressFrame
 from pipecat_speculative.turns.adaptive_debounce import AdaptiveDebounce
 from pipecat_speculative.turns.free_patience_user_turn_stop_strategy import (
     FreePatienceUserTurnStopStrategy,
@@ -52,6 +53,7 @@ from pipecat_speculative.turns.speculation_planner import (
     ArmTimer,
     CancelTimer,
     DebounceChanged,
+    FinalizeCommit,
     PlannerAction,
     RunInference,
     SpeculationAccounted,
@@ -96,8 +98,8 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
 
         Args:
             commit_strategy: The rule that decides the turn is over. Defaults to
-                :class:`FreePatienceUserTurnStopStrategy` (a speech timeout that follows the
-                answer's readiness). Pass Pipecat's ``SpeechTimeoutUserTurnStopStrategy`` or
+                :class:`FreePatienceUserTurnStopStrategy` (a 0.6 s silence floor; with
+                ``params.hold_commit_until_ready`` the commit then waits for the held answer). Pass Pipecat's ``SpeechTimeoutUserTurnStopStrategy`` or
                 ``TurnAnalyzerUserTurnStopStrategy`` for a fixed timeout or smart-turn.
             params: Bounds and behaviour (speculation timeout, per-turn cap, debounce tuning).
             match_policy: Compares committed and speculated text at commit. Defaults to Pipecat's
@@ -120,9 +122,8 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         # VAD state, set before any await in process_frame: the commit rule's timer can fire while
         # this strategy is still handling a VAD start the rule has not seen yet.
         self._vad_speaking = False
-
-        if isinstance(self._inner, FreePatienceUserTurnStopStrategy):
-            self._inner.set_speculation_delay_provider(lambda: self._planner.speculation_delay_secs)
+        # The commit rule's stop, while the planner holds it until the answer is ready.
+        self._held_stop: UserTurnStoppedParams | None = None
 
         for event in (
             "on_speculation_started",
@@ -156,9 +157,17 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         return self._inner.resolves_proposed_turn_stop_frames
 
     def observe_answer_readiness(self, secs: float):
-        """Feed the commit rule a measured speculation start → first audio ready (free patience)."""
-        if isinstance(self._inner, FreePatienceUserTurnStopStrategy):
-            self._inner.observe_answer_readiness(secs)
+        """Feed a measured speculation start → answer ready duration, seconds.
+
+        Optional: the planner measures readiness itself from the
+        :class:`~pipecat_speculative.frames.SpeculationProgressFrame` a speculation-aware LLM
+        service reports. The estimate is only used where readiness cannot be observed.
+        """
+        self._planner.observe_readiness(secs)
+
+    def seed_answer_readiness(self, secs: float):
+        """Set the readiness prior before any turn is measured (e.g. from warmup timings)."""
+        self._planner.seed_readiness(secs)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -207,6 +216,7 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         """
         now = self._clock()
         adopt, self._pending_commit = self._pending_commit, None
+        self._held_stop = None
         await self._inner.handle_user_turn_stopped()
         if adopt is not None:
             await self._execute(self._planner.commit(now, adopt=adopt))
@@ -231,6 +241,10 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
             )
         elif isinstance(frame, InterimTranscriptionFrame):
             await self._execute(self._planner.interim_transcript(now, frame.text))
+        elif isinstance(frame, SpeculationProgressFrame):
+            await self._execute(
+                self._planner.speculation_progress(now, frame.stage, frame.user_text)
+            )
         elif isinstance(frame, EagerEndOfTurnCancelFrame):
             await self._execute(self._planner.speculation_withdrawn_elsewhere(now))
         elif isinstance(frame, ErrorFrame) and isinstance(frame.processor, LLMService):
@@ -291,6 +305,19 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
             return
         if self._ignore_commit_while_speaking():
             return
+        self._held_stop = params
+        actions = self._planner.commit_requested(now)
+        if self._planner.commit_held:
+            logger.debug(f"{self}: commit held until the speculative answer is ready")
+        await self._execute(actions)
+
+    async def _finalize_commit(self, reason: str):
+        """Commit the turn the rule asked to end (now, or at the end of the hold)."""
+        params, self._held_stop = self._held_stop, None
+        if params is None or self._ignore_commit_while_speaking():
+            return
+        now = self._clock()
+        logger.debug(f"{self}: committing ({reason})")
         adopt = self._planner.commit_adopts()
         if not adopt:
             # Withdrawn before the turn end is broadcast, or the gate would release it.
@@ -346,6 +373,8 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
                 await self._call_event_handler("on_speculation_adopted", action.record)
             elif isinstance(action, RunInference):
                 pass  # The aggregator runs it at the turn end (confirms_speculation=False).
+            elif isinstance(action, FinalizeCommit):
+                await self._finalize_commit(action.reason)
             elif isinstance(action, TurnCommitted):
                 await self._call_event_handler("on_user_turn_committed", action.commit)
             elif isinstance(action, DebounceChanged):

@@ -33,7 +33,7 @@ from .fakes import FakeOutput, FakeTTS, record_events
 @pytest.fixture
 def latency_profile() -> LatencyProfile:
     # Slow enough to first token that a withdrawal 0.1 s in lands before it.
-    return LatencyProfile.fast(llm_ttft_secs=0.4)
+    return LatencyProfile.instant(llm_ttft_secs=0.4)
 
 
 def context(text: str, *, speculation: bool = False) -> LLMContextFrame:

@@ -147,7 +147,7 @@ async def test_a_scenario_played_in_real_time_is_transcribed_by_deepgram():
     rendered = await render_scenario(TWO_TURNS)
     user = ScenarioAudioInput()
     collector = Collector()
-    async with DeepgramStandin(profile=LatencyProfile.fast()) as deepgram:
+    async with DeepgramStandin(profile=LatencyProfile.instant()) as deepgram:
         deepgram.set_script(rendered.script)
         stt = DeepgramSTTService(api_key="k", base_url=deepgram.base_url)
 

@@ -20,7 +20,7 @@ from pipecat_speculative.standins.profile import LatencyProfile
 VALID = {
     "name": "thinking_aloud",
     "description": "two turns",
-    "profile": {"base": "fast", "stt_final_delay_secs": 0.2},
+    "profile": {"base": "instant", "stt_final_delay_secs": 0.2},
     "gap_after_bot_ms": 700,
     "speaking_rate": 1.1,
     "turns": [
@@ -55,7 +55,7 @@ def test_a_valid_scenario_loads_with_every_field():
     profile = scenario.latency_profile()
     assert isinstance(profile, LatencyProfile)
     assert profile.stt_final_delay_secs == 0.2
-    assert profile.llm_ttft_secs == 0.0  # from the fast base
+    assert profile.llm_ttft_secs == 0.0  # from the instant base
 
 
 def test_defaults_apply_when_optional_fields_are_absent():
@@ -105,8 +105,8 @@ DELETE = object()
         (("turns", 1, "speaker"), "bob", "turns[1].speaker", "unknown field"),
         (("gap_after_bot_ms",), "long", "gap_after_bot_ms", "milliseconds"),
         (("speaking_rate",), 5, "speaking_rate", "between"),
-        (("profile",), "slow", "profile", "unknown profile"),
-        (("profile",), {"base": "slow"}, "profile.base", "unknown profile"),
+        (("profile",), "medium", "profile", "unknown profile"),
+        (("profile",), {"base": "medium"}, "profile.base", "unknown profile"),
         (("profile",), {"stt_delay": 1}, "profile", "unknown latency profile fields"),
         (("profile",), {"llm_ttft_secs": -1}, "profile", ">= 0"),
         (("profile",), 3, "profile", "profile name or a mapping"),
@@ -209,3 +209,11 @@ def test_the_fast_talker_breathes_about_250_ms_inside_utterances():
 def test_an_unknown_builtin_name_is_an_error():
     with pytest.raises(ScenarioError, match="no built-in scenario 'nope'"):
         load_builtin_scenario("nope")
+
+
+def test_the_long_session_is_mostly_fluent_with_a_few_hesitant_turns():
+    scenario = load_builtin_scenario("long_session")
+    assert len(scenario.turns) >= 14
+    hesitant = [t for t in scenario.turns if len(t.segments) > 1]
+    assert 2 <= len(hesitant) <= len(scenario.turns) // 3
+    assert all(s.pause_after_ms >= 450 for t in hesitant for s in t.segments[:-1])

@@ -16,7 +16,7 @@ from pipecat_speculative.standins.profile import LatencyProfile
 
 
 def profile() -> LatencyProfile:
-    return LatencyProfile.fast(new_connection_penalty_secs={"elevenlabs": 0.05})
+    return LatencyProfile.instant(new_connection_penalty_secs={"elevenlabs": 0.05})
 
 
 def synthesis_requests(server):

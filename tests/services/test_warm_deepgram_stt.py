@@ -18,7 +18,7 @@ HOW = ScriptSegment.from_text("how are you?", 0.6)
 
 
 def profile() -> LatencyProfile:
-    return LatencyProfile.fast(
+    return LatencyProfile.instant(
         stt_interim_interval_secs=0.1, new_connection_penalty_secs={"deepgram": 0.05}
     )
 

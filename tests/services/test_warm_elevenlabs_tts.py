@@ -27,7 +27,7 @@ PENALTY_SECS = 0.05
 def profile(**overrides) -> LatencyProfile:
     values = {"new_connection_penalty_secs": {"elevenlabs": PENALTY_SECS}}
     values.update(overrides)
-    return LatencyProfile.fast(**values)
+    return LatencyProfile.instant(**values)
 
 
 def make_tts(url: str, **kwargs) -> WarmElevenLabsTTSService:

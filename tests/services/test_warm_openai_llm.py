@@ -26,7 +26,7 @@ PENALTY_SECS = 0.05
 def profile(**overrides) -> LatencyProfile:
     values = {"new_connection_penalty_secs": {"openai": PENALTY_SECS}, "llm_tokens_per_sec": 60.0}
     values.update(overrides)
-    return LatencyProfile.fast(**values)
+    return LatencyProfile.instant(**values)
 
 
 def make_llm(base_url: str, **kwargs) -> SpeculativeOpenAILLMService:

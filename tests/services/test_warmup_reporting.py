@@ -12,7 +12,9 @@ from pipecat_speculative.standins.profile import LatencyProfile
 
 
 async def test_the_observer_records_every_services_warmup():
-    profile = LatencyProfile.fast(new_connection_penalty_secs={"openai": 0.05, "elevenlabs": 0.05})
+    profile = LatencyProfile.instant(
+        new_connection_penalty_secs={"openai": 0.05, "elevenlabs": 0.05}
+    )
     observer = TurnTimingObserver(log=False)
     async with (
         OpenAIStandin(profile=profile) as openai,

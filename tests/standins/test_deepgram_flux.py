@@ -20,7 +20,7 @@ HELLO = ScriptSegment.from_text("Hello there my friend", 1.0)
 HOW = ScriptSegment.from_text("how are you?", 0.6)
 
 # Silence measured in received audio: eager EOT after 0.3 s, EOT after 0.8 s.
-PROFILE = LatencyProfile.fast(flux_eager_eot_secs=0.3, flux_eot_secs=0.8)
+PROFILE = LatencyProfile.instant(flux_eager_eot_secs=0.3, flux_eot_secs=0.8)
 
 FRAME_NAMES = {
     ProposedUserStartedSpeakingFrame: "start",

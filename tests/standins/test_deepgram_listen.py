@@ -26,7 +26,7 @@ HOW = ScriptSegment.from_text("how are you?", 0.6)
 
 def fast_profile(**overrides) -> LatencyProfile:
     # Interims more often than words end: one interim per word, whatever the chunking.
-    return LatencyProfile.fast(stt_interim_interval_secs=0.1, **overrides)
+    return LatencyProfile.instant(stt_interim_interval_secs=0.1, **overrides)
 
 
 def transcripts(frames) -> list[tuple[str, str, bool]]:
@@ -225,7 +225,9 @@ async def test_close_stream_flushes_pending_words_then_sends_metadata_and_closes
 
 
 async def test_results_are_delayed_by_the_profiles_stt_delay():
-    async with DeepgramStandin(profile=LatencyProfile.fast(stt_final_delay_secs=0.3)) as deepgram:
+    async with DeepgramStandin(
+        profile=LatencyProfile.instant(stt_final_delay_secs=0.3)
+    ) as deepgram:
         deepgram.set_script(SttScript.of([HELLO]))
         http, ws = await raw_session(deepgram)
         try:

@@ -200,7 +200,7 @@ async def test_a_slow_first_byte_delays_the_first_audio(elevenlabs_standin):
 
 
 async def test_a_new_socket_pays_the_handshake_penalty():
-    profile = LatencyProfile.fast(new_connection_penalty_secs={"elevenlabs": 0.3})
+    profile = LatencyProfile.instant(new_connection_penalty_secs={"elevenlabs": 0.3})
     async with ElevenLabsStandin(profile=profile) as server:
         start = time.monotonic()
         async with connect(server) as ws:
@@ -311,7 +311,7 @@ async def test_the_synthetic_engine_is_labelled_and_cached():
     assert engine.cache.hits == 1
     assert rms(first) > 300
     assert engine.synthesize(" ... ", 16000) == b""
-    async with ElevenLabsStandin(profile=LatencyProfile.fast(), speech=engine) as server:
+    async with ElevenLabsStandin(profile=LatencyProfile.instant(), speech=engine) as server:
         async with connect(server) as ws:
             await ws.send(json.dumps({"text": "Hello world.", "context_id": "c"}))
             msg = json.loads(await asyncio.wait_for(ws.recv(), 5))

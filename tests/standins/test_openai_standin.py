@@ -177,7 +177,7 @@ async def test_models_list_warms_the_connection_without_a_completion(openai_stan
 
 
 async def test_a_wrong_key_is_an_authentication_error():
-    async with OpenAIStandin(profile=LatencyProfile.fast(), api_key="secret") as server:
+    async with OpenAIStandin(profile=LatencyProfile.instant(), api_key="secret") as server:
         oai = client(server, api_key="wrong")
         with pytest.raises(openai.AuthenticationError) as info:
             await oai.models.list()
@@ -277,7 +277,7 @@ async def test_a_request_without_messages_is_a_bad_request(openai_standin):
 
 
 async def test_a_reused_connection_skips_the_new_connection_penalty():
-    profile = LatencyProfile.fast(new_connection_penalty_secs={"openai": 0.3})
+    profile = LatencyProfile.instant(new_connection_penalty_secs={"openai": 0.3})
     async with OpenAIStandin(profile=profile) as server:
         oai = client(server)
         start = time.monotonic()
@@ -302,7 +302,9 @@ async def test_a_reused_connection_skips_the_new_connection_penalty():
 
 
 async def test_idle_connections_are_closed_after_the_keepalive_timeout():
-    async with OpenAIStandin(profile=LatencyProfile.fast(), keepalive_timeout_secs=0.2) as server:
+    async with OpenAIStandin(
+        profile=LatencyProfile.instant(), keepalive_timeout_secs=0.2
+    ) as server:
         oai = client(server)
         await oai.models.list()
         await asyncio.sleep(0.6)
@@ -314,7 +316,7 @@ async def test_idle_connections_are_closed_after_the_keepalive_timeout():
 
 async def test_a_client_that_abandons_a_stream_stops_the_generation():
     # ~55 tokens at 40 tokens/s: about 1.4 s to stream the whole answer.
-    async with OpenAIStandin(profile=LatencyProfile.fast(llm_tokens_per_sec=40.0)) as server:
+    async with OpenAIStandin(profile=LatencyProfile.instant(llm_tokens_per_sec=40.0)) as server:
         oai = client(server)
         stream = await oai.chat.completions.create(
             model="gpt-4o-mini", messages=QUESTION, stream=True

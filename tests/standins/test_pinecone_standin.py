@@ -145,7 +145,7 @@ async def test_an_answer_missing_its_matches_reads_as_no_matches(pinecone_standi
 
 
 async def test_queries_wait_the_profiles_rag_latency():
-    async with PineconeStandin(profile=LatencyProfile.fast(rag_query_secs=0.3)) as server:
+    async with PineconeStandin(profile=LatencyProfile.instant(rag_query_secs=0.3)) as server:
         index = Pinecone(api_key="test").Index(host=server.base_url)
         loop = asyncio.get_running_loop()
         start = loop.time()

@@ -10,7 +10,7 @@ from pipecat_speculative.standins.profile import LatencyProfile
 
 @pytest.fixture
 def latency_profile():
-    return LatencyProfile.fast(llm_ttft_secs=0.25)
+    return LatencyProfile.instant(llm_ttft_secs=0.25)
 
 
 async def test_the_overridden_profile_reaches_the_server(openai_standin):

@@ -58,7 +58,7 @@ def test_stand_ins_bind_to_loopback_only():
 
 
 async def test_a_stand_in_reports_its_port_and_stops_idempotently():
-    server = OpenAIStandin(profile=LatencyProfile.fast())
+    server = OpenAIStandin(profile=LatencyProfile.instant())
     with pytest.raises(RuntimeError):
         _ = server.port
     await server.start()
@@ -71,7 +71,7 @@ async def test_a_stand_in_reports_its_port_and_stops_idempotently():
 
 async def test_stopping_closes_open_sockets_even_mid_context():
     # Slow audio pacing keeps the context busy when the server stops.
-    profile = LatencyProfile.fast(tts_speed_factor=0.5)
+    profile = LatencyProfile.instant(tts_speed_factor=0.5)
     server = await ElevenLabsStandin(profile=profile, speech="synthetic").start()
     url = f"{server.ws_url}/v1/text-to-speech/v/multi-stream-input?output_format=pcm_16000&auto_mode=true"
     async with websockets.connect(url, additional_headers={"xi-api-key": "k"}) as ws:
@@ -96,7 +96,7 @@ class _SlowEngine:
 
 
 async def test_synthesis_runs_off_the_event_loop():
-    async with ElevenLabsStandin(profile=LatencyProfile.fast(), speech=_SlowEngine()) as server:
+    async with ElevenLabsStandin(profile=LatencyProfile.instant(), speech=_SlowEngine()) as server:
         url = f"{server.ws_url}/v1/text-to-speech/v/multi-stream-input?output_format=pcm_16000&auto_mode=true"
         async with websockets.connect(url, additional_headers={"xi-api-key": "k"}) as ws:
             await ws.send(json.dumps({"text": "Hello.", "context_id": "c"}))
@@ -113,7 +113,7 @@ async def test_synthesis_runs_off_the_event_loop():
 async def test_the_fixtures_start_servers_with_the_fast_profile(
     latency_profile, openai_standin, elevenlabs_standin, pinecone_standin
 ):
-    assert latency_profile == LatencyProfile.fast()
+    assert latency_profile == LatencyProfile.instant()
     for server in (openai_standin, elevenlabs_standin, pinecone_standin):
         assert server.started and server.profile is latency_profile
         assert server.base_url.startswith("http://127.0.0.1:")

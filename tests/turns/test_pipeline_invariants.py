@@ -28,6 +28,7 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame
 
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
+from pipecat_speculative.turns.commit_patience import PatienceParams
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from tests.turns.fakes import SpeculationAwareFakeLLMService
 from tests.turns.test_speculative_strategy import Rig
@@ -52,6 +53,18 @@ segments = st.lists(
     min_size=1,
     max_size=3,
 )
+
+
+def params(debounce: float) -> SpeculativeTurnParams:
+    """The strategy's defaults, but patience fixed at the commit rule's floor.
+
+    A learned patience may hold the last commit past the end of the scripted session; the
+    session's end then writes the pending text without a commit, which these tests would read
+    as a turn committed behind the strategy's back. The planner's property test covers patience.
+    """
+    return SpeculativeTurnParams(
+        debounce=DebounceParams(initial_secs=debounce), patience=PatienceParams(adaptive=False)
+    )
 
 
 def answers(frames):
@@ -104,7 +117,7 @@ async def test_one_answer_per_committed_turn_and_nothing_withdrawn_is_heard(
     rig = Rig(
         llm=SpeculationAwareFakeLLMService(piece_delay=piece_delay),
         commit=0.15,
-        params=SpeculativeTurnParams(debounce=DebounceParams(initial_secs=debounce)),
+        params=params(debounce),
     )
     timeline = Timeline()
     for seg in turn:
@@ -206,7 +219,7 @@ async def test_hostile_frame_orders_lose_no_words_and_answer_each_commit_at_most
         commit=0.15,
         stop_timeout=1.0,
         aggregator_kw={"empty_user_turn": None},
-        params=SpeculativeTurnParams(debounce=DebounceParams(initial_secs=debounce)),
+        params=params(debounce),
     )
     down = await rig.run(hostile_frames(script))
 

@@ -4,12 +4,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pipecat.turns.user_stop.eager_match_policy import EagerMatchPolicy, NormalizedMatch
 
+from pipecat_speculative.frames import SpeculationStage
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.speculation_events import WithdrawalReason
 from pipecat_speculative.turns.speculation_planner import (
     AdoptSpeculation,
     ArmTimer,
     CancelTimer,
+    FinalizeCommit,
     RunInference,
     SpeculationAccounted,
     SpeculationPlanner,
@@ -292,7 +294,18 @@ def test_stale_timers_are_ignored():
 # ---------------------------------------------------------------- random interleavings
 
 EVENTS = st.sampled_from(
-    ["vad_start", "vad_stop", "interim", "final", "fire", "commit", "elsewhere", "turn_end"]
+    [
+        "vad_start",
+        "vad_stop",
+        "interim",
+        "final",
+        "fire",
+        "commit",
+        "request",
+        "ready",
+        "elsewhere",
+        "turn_end",
+    ]
 )
 
 
@@ -321,6 +334,9 @@ def test_invariants_hold_in_any_interleaving(script, delay):
     def apply(actions, *, committing=False):
         nonlocal open_record, starts_this_turn
         commit_outcomes = []
+        finalize = [a for a in actions if isinstance(a, FinalizeCommit)]
+        assert len(finalize) <= 1 and (not finalize or actions[-1] is finalize[0])
+        assert not (finalize and speaking), "a held commit finalized while the user speaks"
         for a in actions:
             if isinstance(a, ArmTimer):
                 armed.add(a.kind)
@@ -330,7 +346,7 @@ def test_invariants_hold_in_any_interleaving(script, delay):
             elif isinstance(a, StartSpeculation):
                 assert open_record is None, "two speculations in flight"
                 assert not speaking, "speculated while the user was speaking"
-                assert a.record.text.strip() and a.record.text == p.text
+                assert a.record.text.strip() and a.record.text == p.speculation_text
                 assert a.record.id not in seen
                 seen.add(a.record.id)
                 open_record = a.record
@@ -356,6 +372,10 @@ def test_invariants_hold_in_any_interleaving(script, delay):
         if committing:
             assert len(commit_outcomes) == 1, "a commit must adopt or run inference, exactly once"
             assert open_record is None
+        if finalize:
+            # The shell ends the turn the rule asked to end: that is the commit.
+            assert not p.commit_held
+            apply(p.commit(now), committing=True)
 
     for event, dt, text in script:
         now += dt
@@ -375,6 +395,12 @@ def test_invariants_hold_in_any_interleaving(script, delay):
             apply(p.timer_fired(now, kind))
         elif event == "commit" and not speaking:
             apply(p.commit(now), committing=True)
+        elif event == "request" and not speaking:
+            apply(p.commit_requested(now))
+        elif event == "ready":
+            stage = SpeculationStage.STARTED if dt < 0.3 else SpeculationStage.FIRST_SENTENCE
+            answered = p.speculation.text if p.speculation is not None and dt < 0.8 else text
+            apply(p.speculation_progress(now, stage, answered))
         elif event == "elsewhere":
             apply(p.speculation_withdrawn_elsewhere(now))
         elif event == "turn_end" and not speaking:

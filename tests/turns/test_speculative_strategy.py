@@ -277,3 +277,37 @@ async def test_a_turn_started_before_the_previous_commit_still_holds_its_specula
         assert texts == []  # held, then discarded with the withdrawal
     else:
         assert texts == ["ANSWER: ", "I table"]  # the hazard, reproduced
+
+
+def committed_texts(rig):
+    return [c.text for c in rig.names("on_user_turn_committed")]
+
+
+@pytest.mark.parametrize("hold", [True, False])
+async def test_a_commit_held_until_the_answer_is_ready_lets_a_hesitant_user_finish(hold):
+    # The answer takes ~0.8 s; the user pauses 0.6 s, longer than the 0.35 s commit floor.
+    params = SpeculativeTurnParams(
+        debounce=DebounceParams(initial_secs=DEBOUNCE), hold_commit_until_ready=hold
+    )
+    rig = Rig(llm=SpeculationAwareFakeLLMService(piece_delay=0.4), params=params)
+    timeline = (
+        Timeline().say("I want", pause_after_secs=0.6).say("a table for two", pause_after_secs=1.6)
+    )
+    down = await rig.run(timeline.frames())
+    if hold:
+        # Patience was free: the first pause's answer was not ready, so nothing was committed.
+        assert committed_texts(rig) == ["I want a table for two"]
+        assert llm_output(down) == ["UserStoppedSpeakingFrame", *answer("I want a table for two")]
+    else:
+        # A fixed floor cuts the user off in the pause.
+        assert committed_texts(rig)[0] == "I want"
+
+
+async def test_the_commit_comes_when_the_held_answer_reports_its_first_sentence():
+    rig = Rig(llm=SpeculationAwareFakeLLMService(piece_delay=0.3))
+    await rig.run(Timeline().say("what's the weather", pause_after_secs=1.2).frames())
+    (record,) = rig.names("on_speculation_adopted")
+    (commit,) = rig.names("on_user_turn_committed")
+    # Not at the 0.35 s floor: the two 0.3 s pieces of the answer came first.
+    assert record.ready_at is not None and commit.committed_at >= record.ready_at
+    assert record.ready_at - record.started_at >= 0.6

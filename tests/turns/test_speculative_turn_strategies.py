@@ -23,13 +23,18 @@ def only_stop(strategies: UserTurnStrategies) -> SpeculativeUserTurnStopStrategy
     return stop
 
 
-def test_the_default_commit_rule_is_free_patience_fed_by_the_turns_delay():
+def test_the_default_commit_rule_is_a_silence_floor_whose_commit_is_held_until_ready():
     stop = only_stop(speculative_turn_strategies())
     rule = stop.commit_strategy
     assert isinstance(rule, FreePatienceUserTurnStopStrategy)
-    # delay 0.2 + readiness 1.2 - margin 0.1, read from the planner
-    assert rule.commit_delay_secs == pytest.approx(1.3)
+    assert rule.floor_secs == pytest.approx(0.6)
     assert stop.planner.params.own_speculation
+    assert stop.planner.params.hold_commit_until_ready
+
+
+def test_a_fixed_speech_timeout_commits_when_it_fires():
+    stop = only_stop(speculative_turn_strategies(commit="speech_timeout"))
+    assert not stop.planner.params.hold_commit_until_ready
 
 
 def test_speech_timeout_and_smart_turn_rules():
@@ -38,6 +43,7 @@ def test_speech_timeout_and_smart_turn_rules():
     )
     assert isinstance(timeout.commit_strategy, SpeechTimeoutUserTurnStopStrategy)
     assert timeout.commit_strategy._user_speech_timeout == 0.8
+    assert smart_is_held(speculative_turn_strategies(commit="smart_turn"))
     smart = only_stop(speculative_turn_strategies(commit="smart_turn"))
     assert isinstance(smart.commit_strategy, TurnAnalyzerUserTurnStopStrategy)
 
@@ -52,3 +58,7 @@ def test_a_flux_eager_rule_speculates_itself_and_params_are_kept():
 def test_an_unknown_commit_rule_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown commit rule 'smart'"):
         speculative_turn_strategies(commit="smart")  # type: ignore[arg-type]
+
+
+def smart_is_held(strategies: UserTurnStrategies) -> bool:
+    return only_stop(strategies).planner.params.hold_commit_until_ready

@@ -1,0 +1,116 @@
+"""Commit patience: the least silence before a commit, learned from the pauses a user resumes after.
+
+The free-patience commit waits for the held answer, which gives a hesitant speaker as long as the
+answer needs. With a fast LLM that is short: a user who thinks aloud for a second is then cut off
+at the first pause. This controller remembers how long the user has paused and gone on, and keeps
+the commit from coming sooner than that for the next turns::
+
+    turn 3: "I was thinking" |<-- 0.7 s (VAD stop → VAD start) -->| "maybe Sintra too"
+            commit at 0.55 s: the user was cut off (a cut-in), or a withdrawal if the hold saw it
+    turn 4 onwards: patience = 0.7 × 1.3 + 0.1 = 1.0 s after VAD stop, for ``memory_turns`` turns
+
+A pause is measured from the VAD stop to the VAD start of the resumed speech: a commit before that
+start cannot be taken back. Patience never goes below ``floor_secs`` (Pipecat's speech timeout)
+nor above ``max_secs``, and a long pause is forgotten after ``memory_turns`` user turns, so one
+hesitant turn does not slow a fluent speaker for the rest of the call. Decisions are synchronous
+and clock-free.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from loguru import logger
+
+__all__ = ["CommitPatience", "PatienceParams"]
+
+
+@dataclass(frozen=True)
+class PatienceParams:
+    """Tuning of the learned commit patience.
+
+    Parameters:
+        floor_secs: Least silence after VAD stop before a commit, before anything is learned
+            and whenever nothing long was seen recently. 0 leaves the floor to the commit rule
+            (the free-patience rule's own is Pipecat's 0.6 s speech timeout).
+        max_secs: Most patience it learns: past this, a user who has finished waits too long.
+        factor: A learned pause is multiplied by this: a hesitant speaker's pauses vary, and
+            the next one is often longer than the last (0.65-1.2 s in one reference turn).
+        margin_secs: Added on top, for the time a resumption takes to be seen.
+        memory_turns: User turns for which a pause is remembered.
+        cut_in_secs: A new user turn that starts this soon after a commit means the commit cut
+            the user off: that pause is learned like a resumed one.
+        adaptive: False keeps the patience at ``floor_secs``.
+    """
+
+    floor_secs: float = 0.0
+    max_secs: float = 1.6
+    factor: float = 1.3
+    margin_secs: float = 0.1
+    memory_turns: int = 6
+    cut_in_secs: float = 1.0
+    adaptive: bool = True
+
+    def __post_init__(self):
+        if not 0 <= self.floor_secs <= self.max_secs:
+            raise ValueError(
+                f"need 0 <= floor_secs <= max_secs, got {self.floor_secs}, {self.max_secs}"
+            )
+        if self.factor < 1 or self.margin_secs < 0:
+            raise ValueError("need factor >= 1 and margin_secs >= 0")
+        if self.memory_turns < 1 or self.cut_in_secs < 0:
+            raise ValueError("need memory_turns >= 1 and cut_in_secs >= 0")
+
+
+class CommitPatience:
+    """Learns the least silence before a commit from the pauses the user resumed after.
+
+    Call :meth:`record_resumed_pause` for every pause the user ended by speaking again with
+    words, :meth:`record_cut_in` when a commit turned out to have cut the user off, and read
+    :meth:`secs` before deciding a commit.
+    """
+
+    def __init__(self, params: PatienceParams | None = None):
+        """Initialize the controller.
+
+        Args:
+            params: Tuning; by default nothing is added to the commit rule's own floor until a
+                long resumed pause is seen.
+        """
+        self._params = params or PatienceParams()
+        # (user turn, pause seconds) of recent resumed pauses, bounded.
+        self._pauses: deque[tuple[int, float]] = deque(maxlen=16)
+        self.cut_ins = 0
+
+    def __str__(self):
+        return "CommitPatience"
+
+    @property
+    def params(self) -> PatienceParams:
+        """The tuning in force."""
+        return self._params
+
+    def secs(self, turn: int) -> float:
+        """Least silence after VAD stop before a commit in user turn ``turn``."""
+        p = self._params
+        recent = [s for t, s in self._pauses if turn - t < p.memory_turns]
+        if not p.adaptive or not recent:
+            return p.floor_secs
+        learned = max(recent) * p.factor + p.margin_secs
+        return min(p.max_secs, max(p.floor_secs, learned))
+
+    def record_resumed_pause(self, turn: int, pause_secs: float):
+        """The user paused this long (VAD stop → VAD start) and went on with words."""
+        if pause_secs > 0:
+            self._pauses.append((turn, pause_secs))
+
+    def record_cut_in(self, turn: int, pause_secs: float):
+        """A commit came in a pause of this length, and the user went on right after it."""
+        self.cut_ins += 1
+        before = self.secs(turn)
+        self.record_resumed_pause(turn, pause_secs)
+        logger.info(
+            f"{self}: a commit cut the user off after a {pause_secs:.2f} s pause; patience "
+            f"{before:.2f} s -> {self.secs(turn):.2f} s"
+        )
