@@ -14,6 +14,7 @@ _EXPORTS = {
         "pipecat_speculative.turns.free_patience_user_turn_stop_strategy"
     ),
     "SpeculationAwareLLMMixin": "pipecat_speculative.services.speculation_aware_llm",
+    "SpeculationProgressFrame": "pipecat_speculative.frames",
     "SpeculationRecord": "pipecat_speculative.turns.speculation_events",
     "SpeculativeOpenAILLMService": "pipecat_speculative.services.openai_llm_service",
     "SpeculativeTurnParams": "pipecat_speculative.turns.speculation_planner",
@@ -31,6 +32,7 @@ __all__ = [
     "DebounceParams",
     "FreePatienceUserTurnStopStrategy",
     "SpeculationAwareLLMMixin",
+    "SpeculationProgressFrame",
     "SpeculationRecord",
     "SpeculativeOpenAILLMService",
     "SpeculativeTurnParams",
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from pipecat_speculative.frames import SpeculationProgressFrame
     from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
     from pipecat_speculative.services.openai_llm_service import SpeculativeOpenAILLMService
     from pipecat_speculative.services.speculation_aware_llm import SpeculationAwareLLMMixin

@@ -60,7 +60,7 @@ from pipecat.utils.string import match_endofsentence
 
 from pipecat_speculative.frames import SpeculationProgressFrame, SpeculationStage
 
-__all__ = ["SpeculationAwareLLMMixin", "holds_first_sentence", "last_user_text"]
+__all__ = ["SpeculationAwareLLMMixin"]
 
 
 @dataclass

@@ -5,6 +5,7 @@ from pipecat_speculative.turns.adaptive_debounce import (
     DebounceParams,
     DebounceState,
 )
+from pipecat_speculative.turns.commit_patience import CommitPatience, PatienceParams
 from pipecat_speculative.turns.free_patience_user_turn_stop_strategy import (
     FreePatienceUserTurnStopStrategy,
 )
@@ -30,11 +31,13 @@ from pipecat_speculative.turns.transcription_guard import TranscriptionGuard
 
 __all__ = [
     "AdaptiveDebounce",
+    "CommitPatience",
     "CommitRule",
     "DebounceChange",
     "DebounceParams",
     "DebounceState",
     "FreePatienceUserTurnStopStrategy",
+    "PatienceParams",
     "SpeculationPhase",
     "SpeculationPlanner",
     "SpeculationRecord",

@@ -13,7 +13,9 @@ from pipecat.tests.utils import run_test
 
 from pipecat_speculative.services.openai_llm_service import SpeculativeOpenAILLMService
 from pipecat_speculative.standins.pytest_plugin import STANDIN_API_KEY, STANDIN_LLM_MODEL
+from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.speculation_events import WithdrawalReason
+from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from tests.turns.test_speculative_strategy import Rig, user_messages
 from tests.turns.timeline import Timeline
 
@@ -30,8 +32,11 @@ async def llm(openai_standin):
     await service._client.close()
 
 
-async def run_turn(llm, *, commit: float):
-    rig = Rig(llm=llm, commit=commit)
+async def run_turn(llm, *, commit: float, hold: bool = True):
+    params = SpeculativeTurnParams(
+        debounce=DebounceParams(initial_secs=0.05), hold_commit_until_ready=hold
+    )
+    rig = Rig(llm=llm, commit=commit, params=params)
     frames = Timeline().say("what's the weather", pause_after_secs=2.0).frames()
     down, up = await run_test(Pipeline([rig.aggregator, llm]), frames_to_send=frames)
     text = "".join(f.text for f in down if isinstance(f, LLMTextFrame))
@@ -41,9 +46,10 @@ async def run_turn(llm, *, commit: float):
 
 async def test_a_speculation_that_fails_after_its_commit_is_run_again(llm, openai_standin):
     # The first request and the client's two retries fail: the speculative inference reports its
-    # error only after the commit (0.8 s) adopted it. Stock would release an empty response.
+    # error only after a fixed commit (0.8 s, not held for readiness) adopted it. Stock would
+    # release an empty response.
     openai_standin.faults.http_error(500, path="/v1/chat/completions", times=3)
-    rig, text, errors, down = await run_turn(llm, commit=0.8)
+    rig, text, errors, down = await run_turn(llm, commit=0.8, hold=False)
     assert len(errors) == 1 and "500" in errors[0].error
     assert [r.adopted for r in rig.names("on_speculation_adopted")] == [True]
     assert llm.retried_failed_speculations == 1
@@ -74,8 +80,20 @@ async def test_a_speculation_that_streamed_text_before_failing_is_not_run_again(
     # it again would say that part twice. Pipecat's own error handling applies.
     openai_standin.faults.disconnect(after=4, times=1)
     openai_standin.faults.slow_first_byte(1.0, path="/v1/chat/completions", times=1)
-    rig, text, errors, _ = await run_turn(llm, commit=0.3)
+    rig, text, errors, _ = await run_turn(llm, commit=0.3, hold=False)
     assert len(errors) == 1
     assert [r.adopted for r in rig.names("on_speculation_adopted")] == [True]
     assert llm.retried_failed_speculations == 0
     assert text and text.count("Happy to help") <= 1  # the cut answer, never a second one
+
+
+async def test_a_held_commit_does_not_adopt_a_speculation_that_fails_meanwhile(llm, openai_standin):
+    # The same failure with the commit held for the answer: the error comes first, the
+    # speculation is withdrawn, and the commit's own inference answers.
+    openai_standin.faults.http_error(500, path="/v1/chat/completions", times=3)
+    rig, text, errors, _ = await run_turn(llm, commit=0.8)
+    assert len(errors) == 1
+    assert [r.withdrawal_reason for r in rig.names("on_speculation_withdrawn")] == [
+        WithdrawalReason.FAILED
+    ]
+    assert text.count("You asked: what's the weather") == 1
