@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import typer
+try:
+    import typer
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "the pipecat-speculative command line needs the cli extra: "
+        "pip install 'pipecat-speculative[cli]'"
+    ) from e
 
 __all__ = ["app", "main"]
 
@@ -103,3 +109,7 @@ def bench(
 def main():
     """Entry point of the ``pipecat-speculative`` script."""
     app()
+
+
+if __name__ == "__main__":
+    main()
