@@ -77,6 +77,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import LLMService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.utils.asyncio.task_manager import BaseTaskManager
 
 from pipecat_speculative.metrics.alerts import Alert, AlertMonitor, AlertThresholds
 from pipecat_speculative.metrics.sinks.base_sink import BaseTurnTimingSink
@@ -101,6 +102,7 @@ from pipecat_speculative.metrics.turn_timeline import (
     TurnCompleted,
     TurnTimingTracker,
 )
+from pipecat_speculative.pipecat_compat import call_event_handler, register_event_handler
 
 __all__ = ["TurnTimingObserver"]
 
@@ -189,11 +191,13 @@ class TurnTimingObserver(BaseObserver):
         self._pending_alerts: list[Alert] = []
         self._last_readiness: AnswerReadiness | None = None
         self._watchdog_task: asyncio.Task | None = None
+        # The watchdog is a task of the pipeline's task manager: none before setup().
+        self._has_task_manager = kwargs.get("task_manager") is not None
         self._session_ended = False
 
-        self._register_event_handler("on_turn_completed", sync=True)
-        self._register_event_handler("on_alert", sync=True)
-        self._register_event_handler("on_answer_readiness", sync=True)
+        register_event_handler(self, "on_turn_completed", sync=True)
+        register_event_handler(self, "on_alert", sync=True)
+        register_event_handler(self, "on_answer_readiness", sync=True)
 
     # ------------------------------------------------------------ public API
 
@@ -418,7 +422,7 @@ class TurnTimingObserver(BaseObserver):
 
     async def _dispatch(self):
         for alert in self._pending_alerts:
-            await self._call_event_handler("on_alert", alert)
+            await call_event_handler(self, "on_alert", alert)
         self._pending_alerts = []
         for event in self._tracker.drain():
             if isinstance(event, TurnCompleted):
@@ -437,7 +441,7 @@ class TurnTimingObserver(BaseObserver):
                     f"{_fmt_ms(event.first_sentence_secs)}, TTS first audio "
                     f"{event.tts_first_audio_secs * 1000:.0f}, {'own' if event.own_tts else 'session'} TTS)"
                 )
-                await self._call_event_handler("on_answer_readiness", event.secs)
+                await call_event_handler(self, "on_answer_readiness", event.secs)
             elif isinstance(event, LateAnswer):
                 summary = self._tracker.summary()
                 logger.warning(
@@ -458,11 +462,11 @@ class TurnTimingObserver(BaseObserver):
         self._to_sinks("on_turn", record, summary)
         for alert in self._alerts.check_turn(record):
             await self._raise_alert(alert)
-        await self._call_event_handler("on_turn_completed", record)
+        await call_event_handler(self, "on_turn_completed", record)
 
     async def _raise_alert(self, alert: Alert):
         self._log_alert(alert)
-        await self._call_event_handler("on_alert", alert)
+        await call_event_handler(self, "on_alert", alert)
 
     def _raise_alert_now(self, alert: Alert):
         self._log_alert(alert)
@@ -486,7 +490,7 @@ class TurnTimingObserver(BaseObserver):
         self._tracker.session_ended(at)
         await self._dispatch()
         for alert in self._pending_alerts:
-            await self._call_event_handler("on_alert", alert)
+            await call_event_handler(self, "on_alert", alert)
         self._pending_alerts = []
         self._to_sinks("on_session_end", self._tracker.summary())
         self._to_sinks("close")
@@ -565,10 +569,15 @@ class TurnTimingObserver(BaseObserver):
 
     # ------------------------------------------------------------ watchdog
 
+    async def setup(self, task_manager: BaseTaskManager):
+        """Take the pipeline's task manager: the playback watchdog runs as one of its tasks."""
+        await super().setup(task_manager)
+        self._has_task_manager = True
+
     def _ensure_watchdog(self):
         if (
             self._watchdog_task is None
-            and self._task_manager is not None
+            and self._has_task_manager
             and self._tracker.playback_deadline is not None
         ):
             self._watchdog_task = self.create_task(self._watchdog_loop(), "playback_watchdog")

@@ -49,6 +49,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_transport import TransportParams
 
+from pipecat_speculative.pipecat_compat import call_event_handler, register_event_handler
 from pipecat_speculative.scenarios.scenario import Scenario, UserTurn
 from pipecat_speculative.scenarios.speech import PiperSpeechSynthesizer, SynthesizedSpeech
 from pipecat_speculative.standins.stt_script import ScriptSegment, ScriptWord, SttScript
@@ -394,8 +395,8 @@ class ScenarioAudioInput(BaseInputTransport):
         self._bot_speaking = False
         self._bot_stops = 0
         self._playbacks: list[TurnPlayback] = []
-        self._register_event_handler("on_turn_started")
-        self._register_event_handler("on_turn_spoken")
+        register_event_handler(self, "on_turn_started")
+        register_event_handler(self, "on_turn_spoken")
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -621,7 +622,7 @@ class ScenarioAudioInput(BaseInputTransport):
                 if isinstance(waiter, _WaitForBot) and waiter.event is not None:
                     waiter.event.clear()
             logger.debug(f"{self}: user turn {turn.index} starts: {turn.turn.text!r}")
-            await self._call_event_handler("on_turn_started", action.playback)
+            await call_event_handler(self, "on_turn_started", action.playback)
         playback = action.playback
         begin = action.sent
         chunk = turn.pcm[begin : begin + size]
@@ -637,7 +638,7 @@ class ScenarioAudioInput(BaseInputTransport):
             logger.debug(f"{self}: user turn {turn.index} spoken")
             if not action.done.done():
                 action.done.set_result(playback)
-            await self._call_event_handler("on_turn_spoken", playback)
+            await call_event_handler(self, "on_turn_spoken", playback)
         if len(chunk) < size:
             chunk = chunk + b"\x00" * (size - len(chunk))
         return chunk

@@ -48,6 +48,8 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameCallback, FrameDirection
 
+from pipecat_speculative.pipecat_compat import mark_turn_open_at_gate
+
 __all__ = ["SpeculationAwareLLMMixin"]
 
 
@@ -125,9 +127,7 @@ class SpeculationAwareLLMMixin:
                 # A turn is open whatever the last turn frame was: let the gate know before it
                 # decides whether this speculation is held. Only the gate's own bookkeeping runs;
                 # nothing is pushed.
-                self._speculation_gate.process(
-                    UserStartedSpeakingFrame(), FrameDirection.DOWNSTREAM
-                )  # type: ignore[attr-defined]
+                mark_turn_open_at_gate(self)  # type: ignore[arg-type]
             self._attempt = attempt = _SpeculativeAttempt(frame)
             try:
                 await super().process_frame(frame, direction)  # type: ignore[misc]

@@ -32,11 +32,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from functools import partial
 from typing import Any
 
 from loguru import logger
 from pipecat.services.deepgram.stt import DeepgramSTTService
 
+from pipecat_speculative.pipecat_compat import (
+    call_event_handler,
+    deepgram_connection,
+    register_event_handler,
+)
 from pipecat_speculative.services.warmup_report import (
     WarmupKind,
     WarmupListener,
@@ -73,8 +79,10 @@ class WarmDeepgramSTTService(DeepgramSTTService):
         super().__init__(**kwargs)
         self._warm = warm
         self._warmup_timeout_secs = warmup_timeout_secs
-        self._warmups = WarmupRecorder(listener=warmup_listener, emit=self._call_event_handler)
-        self._register_event_handler("on_warmup", sync=True)
+        self._warmups = WarmupRecorder(
+            listener=warmup_listener, emit=partial(call_event_handler, self)
+        )
+        register_event_handler(self, "on_warmup", sync=True)
         self._connect_started_at: float | None = None
         self._connection_lost_at: float | None = None
         self._has_connected = False
@@ -97,7 +105,7 @@ class WarmDeepgramSTTService(DeepgramSTTService):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._warmup_timeout_secs):
                 await super()._connect()
-        if self._connection is None and not self._has_connected:
+        if deepgram_connection(self) is None and not self._has_connected:
             secs = time.monotonic() - self._connect_started_at
             report = WarmupReport(
                 service=_SERVICE,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 from loguru import logger
@@ -43,6 +44,13 @@ from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from pipecat.services.settings import TTSSettings
 from websockets.protocol import State
 
+from pipecat_speculative.pipecat_compat import (
+    call_event_handler,
+    register_event_handler,
+    tts_reuses_turn_context_id,
+    tts_turn_context_id,
+    tts_websocket,
+)
 from pipecat_speculative.services.warmup_report import (
     WarmupKind,
     WarmupListener,
@@ -80,8 +88,10 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         super().__init__(**kwargs)
         self._warm = warm
         self._warmup_timeout_secs = warmup_timeout_secs
-        self._warmups = WarmupRecorder(listener=warmup_listener, emit=self._call_event_handler)
-        self._register_event_handler("on_warmup", sync=True)
+        self._warmups = WarmupRecorder(
+            listener=warmup_listener, emit=partial(call_event_handler, self)
+        )
+        register_event_handler(self, "on_warmup", sync=True)
         # Contexts opened ahead of their text and not used yet -> the socket they live on.
         self._preopened: dict[str, object] = {}
         # The pre-opened context waiting for the next response (adopted by create_context_id).
@@ -195,7 +205,7 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
 
     def create_context_id(self) -> str:
         """Hand the pre-opened context to the response that is starting, if there is one."""
-        reusing = self._reuse_context_id_within_turn and self._turn_context_id
+        reusing = tts_reuses_turn_context_id(self) and tts_turn_context_id(self)
         if self._warm and not reusing and self._pending_usable():
             context_id = self._pending_context_id
             assert context_id is not None
@@ -217,7 +227,8 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
             await self.prepare_context()
 
     async def _send_context_init(self, context_id: str):
-        if self._preopened.get(context_id) is self._websocket and self._websocket is not None:
+        socket = tts_websocket(self)
+        if socket is not None and self._preopened.get(context_id) is socket:
             # Opened ahead of its text on this socket: its voice settings went out already, and
             # ElevenLabs refuses a second context-init.
             del self._preopened[context_id]
@@ -237,9 +248,10 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         if not self._warm or not self._socket_open():
             return
         active = self.get_active_audio_context_id()
+        current = tts_websocket(self)
         for context_id, socket in list(self._preopened.items()):
-            if socket is self._websocket and context_id != active:
-                await self._websocket.send(json.dumps({"text": "", "context_id": context_id}))
+            if socket is current and context_id != active:
+                await current.send(json.dumps({"text": "", "context_id": context_id}))
 
     async def _update_settings(self, delta: TTSSettings) -> dict[str, Any]:
         changed = await super()._update_settings(delta)
@@ -260,14 +272,15 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
     # -- internals ------------------------------------------------------------------------------
 
     def _socket_open(self) -> bool:
-        return self._websocket is not None and self._websocket.state is State.OPEN
+        socket = tts_websocket(self)
+        return socket is not None and socket.state is State.OPEN
 
     def _pending_usable(self) -> bool:
         context_id = self._pending_context_id
         return (
             context_id is not None
             and self._socket_open()
-            and self._preopened.get(context_id) is self._websocket
+            and self._preopened.get(context_id) is tts_websocket(self)
         )
 
     async def _preopen(self, context_id: str) -> bool:
@@ -276,7 +289,7 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         except Exception as e:  # the receive loop deals with a broken socket
             logger.debug(f"{self}: could not pre-open context {context_id}: {e}")
             return False
-        self._preopened[context_id] = self._websocket
+        self._preopened[context_id] = tts_websocket(self)
         self.contexts_preopened += 1
         logger.trace(f"{self}: pre-opened context {context_id}")
         return True
@@ -284,7 +297,7 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
     async def _close_unused_contexts(self, *, keep_pending: bool) -> None:
         """Close pre-opened contexts no response will use (the current turn's is kept)."""
         for context_id in list(self._preopened):
-            if context_id == self._turn_context_id:
+            if context_id == tts_turn_context_id(self):
                 continue
             if keep_pending and context_id == self._pending_context_id:
                 continue

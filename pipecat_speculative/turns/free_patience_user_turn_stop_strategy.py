@@ -23,6 +23,8 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
     SpeechTimeoutUserTurnStopStrategy,
 )
 
+from pipecat_speculative.pipecat_compat import set_user_speech_timeout
+
 __all__ = ["FreePatienceUserTurnStopStrategy"]
 
 
@@ -70,7 +72,7 @@ class FreePatienceUserTurnStopStrategy(SpeechTimeoutUserTurnStopStrategy):
         self._max = max_timeout_secs
         self._smoothing = smoothing
         self._delay_provider: Callable[[], float] = lambda: 0.0
-        self._user_speech_timeout = self.commit_delay_secs
+        set_user_speech_timeout(self, self.commit_delay_secs)
 
     @property
     def readiness_secs(self) -> float:
@@ -98,5 +100,5 @@ class FreePatienceUserTurnStopStrategy(SpeechTimeoutUserTurnStopStrategy):
         )
 
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame):
-        self._user_speech_timeout = self.commit_delay_secs
+        set_user_speech_timeout(self, self.commit_delay_secs)
         await super()._handle_vad_user_stopped_speaking(frame)
