@@ -51,6 +51,7 @@ from pipecat.frames.frames import (
     CancelFrame,
     EagerEndOfTurnCancelFrame,
     EndFrame,
+    Frame,
     InterruptionFrame,
     LLMContextFrame,
     MetricsFrame,
@@ -148,7 +149,7 @@ class TurnTimingObserver(BaseObserver):
     Args:
         sinks: Where records go. A :class:`LogSink` is added unless ``log`` is False.
         log: Log one line per turn.
-        alert_thresholds: Alert thresholds; the defaults are the issue's.
+        alert_thresholds: Alert thresholds; None uses :class:`AlertThresholds`' defaults.
         playback_margin_secs: Slack of the playback watchdog past the end of the audio; None
             disables it (a turn then stays open until the transport reports, or the next commit).
         output_types: Processor types that are the output: audio pushed into one reached the user.
@@ -298,58 +299,27 @@ class TurnTimingObserver(BaseObserver):
             return
 
         if isinstance(frame, TTSAudioRawFrame) and isinstance(data.destination, self._output_types):
+            # Every push into the output counts (audio is delivered hop by hop), not only the first.
             self._tracker.audio_delivered(at, context_id=frame.context_id, secs=_audio_secs(frame))
             self._ensure_watchdog()
             if not data.first_push:
                 await self._dispatch()
                 return
 
-        if (
-            isinstance(frame, (EndFrame, CancelFrame))
-            and data.direction == FrameDirection.DOWNSTREAM
-            and data.destination.next is None
-        ):
-            # Its last hop: everything pushed before it has been observed (this observer's queue
-            # is in push order), so nothing of the session is still on its way.
+        if _is_last_hop_of_session_end(data):
+            # Everything pushed before it has been observed (this observer's queue is in push
+            # order), so nothing of the session is still on its way.
             await self._end_session(at)
             return
 
         if not data.first_push:
             return
-
         if isinstance(frame, MetricsFrame):
             self._handle_metrics(frame, data.source, at)
-        elif data.direction != FrameDirection.DOWNSTREAM:
+        elif data.direction == FrameDirection.DOWNSTREAM:
+            self._handle_downstream(frame, data.source, at)
+        else:
             return
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._handle_vad_stop(frame, at)
-        elif isinstance(frame, VADUserStartedSpeakingFrame):
-            self._tracker.speech_started(at)
-        elif isinstance(frame, UserStartedSpeakingFrame):
-            self._tracker.user_turn_started(at)
-        elif isinstance(frame, UserStoppedSpeakingFrame):
-            self._tracker.user_turn_committed(at, commit_unix=self._to_wall(at))
-        elif isinstance(frame, EagerEndOfTurnCancelFrame):
-            self._tracker.speculation_withdrawn(at, by_llm=isinstance(data.source, LLMService))
-        elif isinstance(frame, LLMContextFrame):
-            self._handle_context(frame, data.source, at)
-        elif isinstance(frame, InterruptionFrame):
-            self._tracker.interruption(at)
-        elif isinstance(frame, TTSStartedFrame):
-            self._tracker.tts_started(at, context_id=frame.context_id)
-        elif isinstance(frame, TTSStoppedFrame):
-            self._tracker.tts_stopped(at, context_id=frame.context_id)
-        elif isinstance(frame, TTSAudioRawFrame):
-            self._tracker.tts_audio(at, context_id=frame.context_id)
-        elif isinstance(frame, BotStartedSpeakingFrame):
-            self._tracker.bot_started_speaking(at)
-            self._ensure_watchdog()
-        elif isinstance(frame, BotStoppedSpeakingFrame):
-            self._tracker.bot_stopped_speaking(at)
-        elif isinstance(frame, TimingMarkFrame):
-            event = _RAG_MARKS.get(frame.mark)
-            if event is not None:
-                self._tracker.rag(at, event)
         await self._dispatch()
 
     async def on_process_frame(self, data: FrameProcessed):
@@ -376,6 +346,38 @@ class TurnTimingObserver(BaseObserver):
         await self._end_session(now if now is not None else 0.0)
 
     # ------------------------------------------------------------ frames
+
+    def _handle_downstream(self, frame: Frame, source: FrameProcessor, at: float):
+        """Feed the tracker the moment a downstream frame's first push stands for."""
+        if isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._handle_vad_stop(frame, at)
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._tracker.speech_started(at)
+        elif isinstance(frame, UserStartedSpeakingFrame):
+            self._tracker.user_turn_started(at)
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            self._tracker.user_turn_committed(at, commit_unix=self._to_wall(at))
+        elif isinstance(frame, EagerEndOfTurnCancelFrame):
+            self._tracker.speculation_withdrawn(at, by_llm=isinstance(source, LLMService))
+        elif isinstance(frame, LLMContextFrame):
+            self._handle_context(frame, source, at)
+        elif isinstance(frame, InterruptionFrame):
+            self._tracker.interruption(at)
+        elif isinstance(frame, TTSStartedFrame):
+            self._tracker.tts_started(at, context_id=frame.context_id)
+        elif isinstance(frame, TTSStoppedFrame):
+            self._tracker.tts_stopped(at, context_id=frame.context_id)
+        elif isinstance(frame, TTSAudioRawFrame):
+            self._tracker.tts_audio(at, context_id=frame.context_id)
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            self._tracker.bot_started_speaking(at)
+            self._ensure_watchdog()
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._tracker.bot_stopped_speaking(at)
+        elif isinstance(frame, TimingMarkFrame):
+            event = _RAG_MARKS.get(frame.mark)
+            if event is not None:
+                self._tracker.rag(at, event)
 
     def _handle_metrics(self, frame: MetricsFrame, source: FrameProcessor, at: float):
         if isinstance(source, LLMService):
@@ -595,6 +597,15 @@ class TurnTimingObserver(BaseObserver):
         finally:
             if self._watchdog_task is asyncio.current_task():
                 self._watchdog_task = None
+
+
+def _is_last_hop_of_session_end(data: FramePushed) -> bool:
+    """An EndFrame or CancelFrame pushed into the last processor of the pipeline."""
+    return (
+        isinstance(data.frame, (EndFrame, CancelFrame))
+        and data.direction == FrameDirection.DOWNSTREAM
+        and data.destination.next is None
+    )
 
 
 def _audio_secs(frame: TTSAudioRawFrame) -> float:
