@@ -67,9 +67,11 @@ class PrivateHook:
 
 
 _ELEVENLABS = "pipecat.services.elevenlabs.tts.ElevenLabsTTSService"
-_WARM_ELEVENLABS = "pipecat_speculative.services.warm_elevenlabs_tts.WarmElevenLabsTTSService"
+_WARM_ELEVENLABS = (
+    "pipecat_speculative.services.warm_elevenlabs_tts_service.WarmElevenLabsTTSService"
+)
 _DEEPGRAM = "pipecat.services.deepgram.stt.DeepgramSTTService"
-_WARM_DEEPGRAM = "pipecat_speculative.services.warm_deepgram_stt.WarmDeepgramSTTService"
+_WARM_DEEPGRAM = "pipecat_speculative.services.warm_deepgram_stt_service.WarmDeepgramSTTService"
 _SPEECH_TIMEOUT = (
     "pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy."
     "SpeechTimeoutUserTurnStopStrategy"

@@ -81,7 +81,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.utils.asyncio.task_manager import BaseTaskManager
 
 from pipecat_speculative.metrics.alerts import Alert, AlertMonitor, AlertThresholds
-from pipecat_speculative.metrics.sinks.base_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
 from pipecat_speculative.metrics.sinks.log_sink import LogSink
 from pipecat_speculative.metrics.timing_mark_frame import (
     RAG_DONE,

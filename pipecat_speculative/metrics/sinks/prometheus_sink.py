@@ -44,7 +44,7 @@ from wsgiref.simple_server import WSGIServer
 from loguru import logger
 
 from pipecat_speculative.metrics.alerts import Alert
-from pipecat_speculative.metrics.sinks.base_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
 from pipecat_speculative.metrics.turn_record import (
     STAGES,
     DebounceEntry,
