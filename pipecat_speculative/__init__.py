@@ -16,7 +16,7 @@ _EXPORTS = {
     "SpeculationAwareLLMMixin": "pipecat_speculative.services.speculation_aware_llm",
     "SpeculationProgressFrame": "pipecat_speculative.frames",
     "SpeculationRecord": "pipecat_speculative.turns.speculation_events",
-    "SpeculativeOpenAILLMService": "pipecat_speculative.services.openai_llm_service",
+    "SpeculativeOpenAILLMService": "pipecat_speculative.services.speculative_openai_llm_service",
     "SpeculativeTurnParams": "pipecat_speculative.turns.speculation_planner",
     "SpeculativeUserTurnStopStrategy": (
         "pipecat_speculative.turns.speculative_user_turn_stop_strategy"
@@ -46,8 +46,10 @@ __all__ = [
 if TYPE_CHECKING:
     from pipecat_speculative.frames import SpeculationProgressFrame
     from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
-    from pipecat_speculative.services.openai_llm_service import SpeculativeOpenAILLMService
     from pipecat_speculative.services.speculation_aware_llm import SpeculationAwareLLMMixin
+    from pipecat_speculative.services.speculative_openai_llm_service import (
+        SpeculativeOpenAILLMService,
+    )
     from pipecat_speculative.turns.adaptive_debounce import AdaptiveDebounce, DebounceParams
     from pipecat_speculative.turns.free_patience_user_turn_stop_strategy import (
         FreePatienceUserTurnStopStrategy,

@@ -46,7 +46,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
-from pipecat_speculative.offline_session import SessionResult, StandinStack, run_scenario_session
+from pipecat_speculative.offline_session import SessionResult, run_scenario_session
 from pipecat_speculative.pipeline_builder import BotPipelineConfig, SystemKind
 from pipecat_speculative.scenarios.player import RenderedScenario, TurnPlayback, render_scenario
 from pipecat_speculative.scenarios.scenario import (
@@ -56,6 +56,7 @@ from pipecat_speculative.scenarios.scenario import (
     load_scenarios,
 )
 from pipecat_speculative.standins.profile import BENCH_PROFILE_NAMES, LatencyProfile
+from pipecat_speculative.standins.standin_stack import StandinStack
 
 __all__ = [
     "BENCH_SYSTEMS",

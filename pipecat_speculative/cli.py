@@ -1,13 +1,28 @@
-"""The ``pipecat-speculative`` command. Commands stay thin: each delegates to its module."""
+"""The ``pipecat-speculative`` command. Commands stay thin: each delegates to its module.
+
+Bad input (a malformed JSONL, scenario or latency profile) ends with one line naming the file, the
+line or field and the problem, and exit code 1; ``--debug`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
-import typer
+try:
+    import typer
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "the pipecat-speculative command line needs the cli extra: "
+        "pip install 'pipecat-speculative[cli]'"
+    ) from e
 
-__all__ = ["app", "main"]
+__all__ = ["InputError", "app", "main"]
 
 app = typer.Typer(
     name="pipecat-speculative",
@@ -16,10 +31,114 @@ app = typer.Typer(
     add_completion=False,
 )
 
+_debug = False
+
+
+class InputError(Exception):
+    """Bad user input, already worded for the user (file, line or field, problem)."""
+
+
+def _distribution_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    typer.echo(
+        f"pipecat-speculative {_distribution_version('pipecat-speculative')} "
+        f"(pipecat-ai {_distribution_version('pipecat-ai')}, "
+        f"Python {sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro})"
+    )
+    raise typer.Exit()
+
+
+def _import_pipecat_quietly() -> None:
+    """Import Pipecat with its import-time banner muted.
+
+    Pipecat logs a version banner on first import (it mutes it only for its own CLI); on every
+    command of this one it is noise in front of the output. Only the import is muted: Pipecat's
+    logs are back on as soon as it returns.
+    """
+    if "pipecat" in sys.modules:
+        return
+    from loguru import logger
+
+    logger.disable("pipecat")
+    try:
+        import pipecat  # noqa: F401
+    finally:
+        logger.enable("pipecat")
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn input errors into one line on stderr and exit code 1 (a traceback with --debug)."""
+    from pipecat_speculative.metrics.report import ReportInputError
+    from pipecat_speculative.scenarios.scenario import ScenarioError
+
+    try:
+        yield
+    except (InputError, ReportInputError, ScenarioError) as e:
+        if _debug:
+            raise
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+
 
 @app.callback()
-def _root():
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an input error.")
+    ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the versions."
+        ),
+    ] = False,
+):
     """Speculative turns, adaptive debounce and trustworthy turn timing for Pipecat."""
+    global _debug
+    _debug = debug
+    _import_pipecat_quietly()
+
+
+def _check_profile(path: str | list[str] | None) -> None:
+    """Load latency profiles once (names or files), so a bad one fails before any work starts."""
+    if path is None:
+        return
+    if isinstance(path, list):
+        for one in path:
+            _check_profile(one)
+        return
+    import yaml
+
+    from pipecat_speculative.standins.profile import LatencyProfile
+
+    try:
+        LatencyProfile.load(path)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from e
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: not valid YAML: {e}") from e
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
+    except (ValueError, TypeError) as e:
+        message = str(e)
+        raise InputError(message if message.startswith(str(path)) else f"{path}: {message}") from e
+
+
+def _check_scenario(scenario: str) -> None:
+    from pipecat_speculative.scenarios.scenario import load_builtin_scenario, load_scenario
+
+    if Path(scenario).suffix in (".yaml", ".yml"):
+        load_scenario(scenario)
+    else:
+        load_builtin_scenario(scenario)
 
 
 @app.command()
@@ -36,7 +155,8 @@ def report(
     """Print the turns, p50/p95 per stage and the speculation summary; write a PNG."""
     from pipecat_speculative.metrics.report import run_report
 
-    run_report(file, png=png)
+    with _user_errors():
+        run_report(file, png=png)
 
 
 @app.command()
@@ -57,6 +177,9 @@ def demo(
 
     from pipecat_speculative.demo import run_demo
 
+    with _user_errors():
+        _check_scenario(scenario)
+        _check_profile(profile)
     asyncio.run(run_demo(out_dir=out, scenario=scenario, profile_path=profile))
 
 
@@ -87,13 +210,17 @@ def bench(
 ):
     """Compare stock, eager_flux and speculative on the same audio, one table per profile."""
     import asyncio
-    import sys
 
     from loguru import logger
 
     from pipecat_speculative.bench import BenchOptions, run_bench
     from pipecat_speculative.offline_session import quiet_standin_server_errors
+    from pipecat_speculative.scenarios.scenario import load_scenarios
 
+    with _user_errors():
+        if scenarios is not None:
+            load_scenarios(scenarios)
+        _check_profile(profile)
     quiet_standin_server_errors()
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
@@ -111,3 +238,7 @@ def bench(
 def main():
     """Entry point of the ``pipecat-speculative`` script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -31,7 +31,6 @@ from pipecat_speculative.metrics.sinks.jsonl_sink import JSONLSink
 from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
 from pipecat_speculative.offline_session import (
     SessionResult,
-    StandinStack,
     quiet_standin_server_errors,
     run_scenario_session,
 )
@@ -39,6 +38,7 @@ from pipecat_speculative.pipeline_builder import BotPipelineConfig, SystemKind
 from pipecat_speculative.scenarios.player import TurnPlayback, render_scenario
 from pipecat_speculative.scenarios.scenario import load_builtin_scenario, load_scenario
 from pipecat_speculative.standins.profile import LatencyProfile
+from pipecat_speculative.standins.standin_stack import StandinStack
 
 __all__ = [
     "DEFAULT_DEMO_SCENARIO",

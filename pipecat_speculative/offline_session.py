@@ -2,8 +2,9 @@
 
 One session is one built bot (:func:`~pipecat_speculative.pipeline_builder.build_bot_pipeline`)
 hearing one rendered scenario in real time through a
-:class:`~pipecat_speculative.scenarios.player.ScenarioAudioInput`, answering through the real
-Pipecat services pointed at a :class:`StandinStack`, and playing into a
+:class:`~pipecat_speculative.transports.ScenarioAudioInput`, answering through the real
+Pipecat services pointed at a :class:`~pipecat_speculative.standins.StandinStack`, and playing
+into a
 :class:`~pipecat_speculative.transports.PacedOutputTransport`. The turn timing observer is the
 only stopwatch; the session returns its records next to the scenario's ground truth
 (:class:`~pipecat_speculative.scenarios.player.TurnPlayback`), which is what the demo prints and
@@ -34,23 +35,17 @@ from pipecat.workers.runner import WorkerRunner
 from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
 from pipecat_speculative.pipeline_builder import (
     BotPipelineConfig,
-    ServiceEndpoints,
     SystemKind,
     build_bot_pipeline,
 )
-from pipecat_speculative.scenarios.player import (
-    SAMPLE_RATE,
-    RenderedScenario,
-    ScenarioAudioInput,
-    TurnPlayback,
-)
-from pipecat_speculative.standins.profile import LatencyProfile
+from pipecat_speculative.scenarios.player import SAMPLE_RATE, RenderedScenario, TurnPlayback
+from pipecat_speculative.standins.standin_stack import StandinStack
 from pipecat_speculative.transports.paced_output_transport import PacedOutputTransport
+from pipecat_speculative.transports.scenario_audio_input import ScenarioAudioInput
 from pipecat_speculative.turns.adaptive_debounce import DebounceState
 
 __all__ = [
     "SessionResult",
-    "StandinStack",
     "quiet_standin_server_errors",
     "run_scenario_session",
 ]
@@ -74,51 +69,6 @@ def quiet_standin_server_errors(log_path: Path | None = None):
     server_log = logging.getLogger("aiohttp.server")
     server_log.handlers[:] = [handler]
     server_log.propagate = False
-
-
-class StandinStack:
-    """The OpenAI, Deepgram and ElevenLabs stand-ins, started together on one latency profile.
-
-    Use as an async context manager; :attr:`endpoints` points a bot at them.
-
-    Args:
-        profile: The latency profile every stand-in uses.
-        speech: The ElevenLabs stand-in's speech engine (``"auto"``: Piper when installed).
-    """
-
-    def __init__(self, profile: LatencyProfile, *, speech: str = "auto"):
-        from pipecat_speculative.standins.deepgram_server import DeepgramStandin
-        from pipecat_speculative.standins.elevenlabs_server import ElevenLabsStandin
-        from pipecat_speculative.standins.openai_server import OpenAIStandin
-
-        self.profile = profile
-        self.openai = OpenAIStandin(profile=profile)
-        self.deepgram = DeepgramStandin(profile=profile)
-        self.elevenlabs = ElevenLabsStandin(profile=profile, speech=speech)  # type: ignore[arg-type]
-
-    @property
-    def endpoints(self) -> ServiceEndpoints:
-        """Where a bot finds the started stand-ins."""
-        return ServiceEndpoints.for_standins(
-            openai=self.openai, deepgram=self.deepgram, elevenlabs=self.elevenlabs
-        )
-
-    async def __aenter__(self) -> StandinStack:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    async def start(self):
-        """Start every stand-in (loads the TTS speech engine)."""
-        await asyncio.gather(self.openai.start(), self.deepgram.start(), self.elevenlabs.start())
-
-    async def stop(self):
-        """Stop every stand-in."""
-        await asyncio.gather(
-            self.openai.stop(), self.deepgram.stop(), self.elevenlabs.stop(), return_exceptions=True
-        )
 
 
 @dataclass

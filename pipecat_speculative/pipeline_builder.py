@@ -53,11 +53,11 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from pipecat_speculative.metrics.sinks.base_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
 from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
-from pipecat_speculative.services.openai_llm_service import SpeculativeOpenAILLMService
-from pipecat_speculative.services.warm_deepgram_stt import WarmDeepgramSTTService
-from pipecat_speculative.services.warm_elevenlabs_tts import WarmElevenLabsTTSService
+from pipecat_speculative.services.speculative_openai_llm_service import SpeculativeOpenAILLMService
+from pipecat_speculative.services.warm_deepgram_stt_service import WarmDeepgramSTTService
+from pipecat_speculative.services.warm_elevenlabs_tts_service import WarmElevenLabsTTSService
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
     SpeculativeUserTurnStopStrategy,

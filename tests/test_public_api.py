@@ -7,7 +7,12 @@ import pytest
 
 import pipecat_speculative
 
-PACKAGES = ["pipecat_speculative", "pipecat_speculative.turns", "pipecat_speculative.standins"]
+PACKAGES = [
+    "pipecat_speculative",
+    "pipecat_speculative.turns",
+    "pipecat_speculative.standins",
+    "pipecat_speculative.transports",
+]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -90,7 +90,7 @@ class AlertMonitor:
     """Decides which alerts a turn, an outcome or a warmup raises.
 
     Args:
-        thresholds: The thresholds; the defaults are the issue's.
+        thresholds: The thresholds; None uses :class:`AlertThresholds`' defaults.
     """
 
     def __init__(self, thresholds: AlertThresholds | None = None):

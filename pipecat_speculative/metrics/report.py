@@ -18,10 +18,16 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
+from pipecat_speculative.metrics.turn_record import (
+    SCHEMA_NAME,
+    RecordError,
+    SessionSummary,
+    TurnRecord,
+)
 
 __all__ = [
     "REPORT_STAGES",
+    "ReportInputError",
     "StageStats",
     "TimingReport",
     "load_report",
@@ -75,6 +81,26 @@ _COMPLETION_LABELS = {
     "superseded": "superseded",
     "session_end": "ended",
 }
+
+
+class ReportInputError(ValueError):
+    """A JSONL file the report cannot read: the message names the file, the line and the field.
+
+    Parameters:
+        path: The file.
+        line: 1-based line number, or None for the file as a whole.
+        field: The offending field, or None.
+        problem: What is wrong.
+    """
+
+    def __init__(self, path: str | Path, line: int | None, field: str | None, problem: str):
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.problem = problem
+        where = self.path if line is None else f"{self.path}:{line}"
+        what = f"field {field!r}: {problem}" if field else problem
+        super().__init__(f"{where}: {what}")
 
 
 @dataclass(frozen=True)
@@ -169,24 +195,59 @@ class TimingReport:
 
 
 def load_report(path: str | Path) -> TimingReport:
-    """Read turn and session records from a JSONL file, skipping anything else."""
+    """Read turn and session records from a JSONL file.
+
+    Lines of other schemas, and records of this schema that this version does not know, are
+    skipped and counted: a log may interleave them. Anything else that is wrong stops the read,
+    because a report over silently dropped turns would look fine and be wrong.
+
+    Raises:
+        ReportInputError: The file cannot be read, a line is not a JSON object, a turn or session
+            record has a missing or mistyped field or a newer schema version, or the file holds
+            no turn timing record at all.
+    """
     report = TimingReport()
-    with Path(path).open(encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                data = json.loads(line)
-                if data.get("record") == "turn":
-                    report.turns.append(TurnRecord.from_dict(data))
-                elif data.get("record") == "session":
-                    report.sessions.append(SessionSummary.from_dict(data))
-                else:
-                    report.skipped += 1
-            except (ValueError, TypeError, AttributeError):
-                report.skipped += 1
+    lines = 0
+    try:
+        with Path(path).open(encoding="utf-8") as f:
+            for number, text in enumerate(f, start=1):
+                if text.strip():
+                    lines += 1
+                    _read_line(report, path, number, text)
+    except OSError as e:
+        raise ReportInputError(path, None, None, f"cannot read: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise ReportInputError(path, None, None, "not a UTF-8 text file") from e
+    if not report.turns and not report.sessions:
+        problem = (
+            "the file is empty" if lines == 0 else f"no {SCHEMA_NAME} records in its {lines} lines"
+        )
+        raise ReportInputError(path, None, None, problem)
     return report
+
+
+def _read_line(report: TimingReport, path: str | Path, number: int, text: str) -> None:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ReportInputError(path, number, None, f"not JSON ({e.msg}, column {e.colno})") from e
+    if not isinstance(data, dict):
+        raise ReportInputError(path, number, None, "not a JSON object")
+    if data.get("schema") != SCHEMA_NAME:
+        report.skipped += 1
+        return
+    reader = {"turn": TurnRecord, "session": SessionSummary}.get(data.get("record"))
+    if reader is None:
+        report.skipped += 1
+        return
+    try:
+        record = reader.from_dict(data)
+    except RecordError as e:
+        raise ReportInputError(path, number, e.field, e.problem) from e
+    if isinstance(record, TurnRecord):
+        report.turns.append(record)
+    else:
+        report.sessions.append(record)
 
 
 def _ms(value: float | None) -> str:

@@ -30,7 +30,7 @@ class SpeculationLedger:
 
     Args:
         session_id: Id reported in the summary.
-        window: Counted outcomes kept for ``window_cancel_rate``. 20 is the issue's alert window:
+        window: Counted outcomes kept for ``window_cancel_rate``. 20 matches the default alert window:
             long enough that one hesitant sentence (2-3 withdrawals) does not swing it past the band.
     """
 

@@ -23,7 +23,7 @@ Clock and units:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = [
@@ -32,6 +32,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "STAGES",
     "DebounceEntry",
+    "NewerSchemaError",
+    "RecordError",
     "SessionSummary",
     "SpeculationEntry",
     "TurnRecord",
@@ -44,6 +46,38 @@ SCHEMA_NAME = "pipecat-speculative/turn-timing"
 SCHEMA_VERSION = 1
 """Bumped on any change a reader could notice (a removed or renamed field, a changed meaning).
 Added optional fields do not bump it; readers must ignore fields they do not know."""
+
+
+class RecordError(ValueError):
+    """A JSONL line that claims to be a record of this schema but cannot be read as one.
+
+    Parameters:
+        field: The offending field (``speculations[1].outcome`` for a nested one), or None when
+            the problem is the record as a whole.
+        problem: What is wrong with it.
+    """
+
+    def __init__(self, field: str | None, problem: str):
+        self.field = field
+        self.problem = problem
+        super().__init__(f"field {field!r}: {problem}" if field else problem)
+
+
+class NewerSchemaError(RecordError):
+    """A record written by a newer version of the schema than this reader knows.
+
+    Parameters:
+        version: The record's ``schema_version``.
+    """
+
+    def __init__(self, version: int):
+        self.version = version
+        super().__init__(
+            "schema_version",
+            f"written with schema version {version}, newer than the {SCHEMA_VERSION} this "
+            "version of pipecat-speculative reads: upgrade pipecat-speculative to read it",
+        )
+
 
 MOMENTS: tuple[str, ...] = (
     "vad_stop",
@@ -253,12 +287,10 @@ class TurnRecord:
             ValueError: If the line is not a turn record of a schema version this code reads.
         """
         _check_header(data, "turn")
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in data.items() if k in known}
-        spec_fields = set(SpeculationEntry.__dataclass_fields__)
+        values = _known_values(cls, data, "")
         values["speculations"] = [
-            SpeculationEntry(**{k: v for k, v in s.items() if k in spec_fields})
-            for s in values.get("speculations", [])
+            SpeculationEntry(**_known_values(SpeculationEntry, s, f"speculations[{i}]."))
+            for i, s in enumerate(_list_field(values, "speculations"))
         ]
         return cls(**values)
 
@@ -372,18 +404,71 @@ class SessionSummary:
             ValueError: If the line is not a session record of a version this code reads.
         """
         _check_header(data, "session")
-        known = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in data.items() if k in known}
+        values = _known_values(cls, data, "")
         values["debounce_history"] = [
-            DebounceEntry(**d) for d in values.get("debounce_history", [])
+            DebounceEntry(**_known_values(DebounceEntry, d, f"debounce_history[{i}]."))
+            for i, d in enumerate(_list_field(values, "debounce_history"))
         ]
-        values["warmups"] = [WarmupEntry(**w) for w in values.get("warmups", [])]
+        values["warmups"] = [
+            WarmupEntry(**_known_values(WarmupEntry, w, f"warmups[{i}]."))
+            for i, w in enumerate(_list_field(values, "warmups"))
+        ]
         return cls(**values)
 
 
 def _check_header(data: dict[str, Any], record: str):
     if data.get("schema") != SCHEMA_NAME or data.get("record") != record:
-        raise ValueError(f"not a {SCHEMA_NAME} {record} record")
+        raise RecordError(None, f"not a {SCHEMA_NAME} {record} record")
     version = data.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise ValueError(f"unsupported schema_version {version!r} (this reader: {SCHEMA_VERSION})")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise RecordError("schema_version", f"must be a positive integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise NewerSchemaError(version)
+
+
+# The scalar annotations a record field can have, and the JSON types each accepts (bool is an int
+# subclass in Python, so it is excluded from the numeric ones explicitly).
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+}
+
+
+def _known_values(cls: type, data: Any, prefix: str) -> dict[str, Any]:
+    """The fields of ``data`` that ``cls`` knows, checked: required ones present, scalars typed.
+
+    Unknown fields are dropped (readers ignore what a later minor version added).
+    """
+    if not isinstance(data, dict):
+        raise RecordError(prefix.rstrip(".") or None, f"must be an object, got {data!r}")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise RecordError(prefix + f.name, "missing")
+            continue
+        value = data[f.name]
+        _check_scalar(prefix + f.name, str(f.type), value)
+        values[f.name] = value
+    return values
+
+
+def _check_scalar(name: str, annotation: str, value: Any) -> None:
+    optional = annotation.endswith(" | None")
+    base = annotation.removesuffix(" | None")
+    accepted = _SCALAR_TYPES.get(base)
+    if accepted is None or (value is None and optional):
+        return
+    is_bool = isinstance(value, bool)
+    if not isinstance(value, accepted) or (is_bool and base != "bool"):
+        wanted = base + (" or null" if optional else "")
+        raise RecordError(name, f"must be {wanted}, got {value!r}")
+
+
+def _list_field(values: dict[str, Any], name: str) -> list[Any]:
+    items = values.get(name, [])
+    if not isinstance(items, list):
+        raise RecordError(name, f"must be a list, got {items!r}")
+    return items

@@ -899,142 +899,44 @@ def _build_record(
     completion: str,
     watchdog_waited: float | None,
 ) -> TurnRecord:
-    """Turn the collected moments into a record, relative to the anchor, clamped at 0."""
-    anchor_at = turn.t0 if turn.t0 is not None else turn.committed_at
-    anchor = "end_of_speech" if turn.t0 is not None else "commit"
-    clamped: dict[str, float] = {}
+    """Turn the collected moments into a record: moments → stages → speculations → waste.
 
-    def rel(name: str, at: float | None) -> float | None:
-        if at is None or anchor_at is None:
-            return None
-        value = _ms(at - anchor_at)
-        if value < 0:
-            clamped[name] = value
-            return 0.0
-        return value
-
-    def span(name: str, start: float | None, end: float | None) -> float | None:
-        if start is None or end is None:
-            return None
-        value = _ms(end - start)
-        if value < 0:
-            clamped[f"stage:{name}"] = value
-            return 0.0
-        return value
-
-    live = [i for i in turn.inferences if not i.withdrawn]
-    adopted = next((i for i in live if i.adopted_at is not None), None)
-    answer = adopted or next((i for i in live if not i.speculative and not i.follow_up), None)
-    if answer is None and live:
-        answer = live[0]
-    speaking = next((i for i in live if i.tts_first_audio_at is not None), answer)
-
-    at = {
-        "vad_stop": turn.vad_stop_at,
-        "commit": turn.committed_at,
-        "rag_start": turn.rag.get("start"),
-        "rag_done": turn.rag.get("done"),
-        "rag_skip": turn.rag.get("skip"),
-        "llm_request": answer.llm_started_at if answer else None,
-        "llm_first_token": answer.first_token_at if answer else None,
-        "first_sentence": speaking.first_sentence_at if speaking else None,
-        "tts_request": speaking.tts_started_at if speaking else None,
-        "tts_first_audio": speaking.tts_first_audio_at if speaking else None,
-        "bot_started_speaking": turn.bot_started_at,
-        "bot_stopped_speaking": turn.bot_stopped_at,
-    }
-    moments = {name: rel(f"moment:{name}", value) for name, value in at.items()}
-    t0 = turn.t0
-    stages = {
-        "speech_to_llm_start": span("speech_to_llm_start", t0, at["llm_request"]),
-        "llm_first_token": span("llm_first_token", at["llm_request"], at["llm_first_token"]),
-        "first_sentence": span("first_sentence", at["llm_first_token"], at["first_sentence"]),
-        "llm_to_tts_start": span("llm_to_tts_start", at["first_sentence"], at["tts_request"]),
-        "tts_first_audio": span("tts_first_audio", at["tts_request"], at["tts_first_audio"]),
-        "playout": span("playout", at["tts_first_audio"], at["bot_started_speaking"]),
-        "total": span("total", t0, at["bot_started_speaking"]),
-        "turn_detection": span("turn_detection", t0, at["commit"]),
-        "after_commit": span("after_commit", at["commit"], at["bot_started_speaking"]),
-        "rag": span("rag", at["rag_start"], at["rag_done"]),
-        "playback": span("playback", at["bot_started_speaking"], at["bot_stopped_speaking"]),
-    }
-
-    speculations: list[SpeculationEntry] = []
-    wasted = {"prompt": 0, "completion": 0, "chars": 0, "unreported": 0}
-    for inference in turn.inferences:
-        if not inference.speculative:
-            continue
-        n = len(speculations)
-        outcome = (
-            "adopted"
-            if inference.adopted_at is not None
-            else "withdrawn"
-            if inference.withdrawn
-            else "open"
-        )
-        first_token = None
-        if inference.first_token_at is not None:
-            first_token = span(
-                f"speculation[{n}].llm_first_token", inference.started_at, inference.first_token_at
-            )
-        speculations.append(
-            SpeculationEntry(
-                index=_spec_index(inference),
-                strategy_id=inference.strategy_id,
-                text=inference.text,
-                started_ms=rel(f"speculation[{n}].started", inference.started_at),
-                resolved_ms=rel(f"speculation[{n}].resolved", inference.resolved_at),
-                outcome=outcome,
-                reason=inference.reason,
-                reason_source=inference.reason_source,
-                counts_toward_cancel_rate=inference.counts_toward_cancel_rate,
-                delay_secs=inference.delay_secs,
-                llm_first_token_ms=first_token,
-                prompt_tokens=inference.prompt_tokens,
-                completion_tokens=inference.completion_tokens,
-                tts_characters=inference.tts_characters,
-                ignored_ttfb_ms=_ms(inference.ignored_ttfb_secs)
-                if inference.ignored_ttfb_secs is not None
-                else None,
-            )
-        )
-        if inference.withdrawn:
-            if inference.prompt_tokens is None:
-                wasted["unreported"] += 1
-            wasted["prompt"] += inference.prompt_tokens or 0
-            wasted["completion"] += inference.completion_tokens or 0
-            wasted["chars"] += inference.tts_characters or 0
-
-    def total(values: list[int | None]) -> int | None:
-        known = [v for v in values if v is not None]
-        return sum(known) if known else None
-
+    Every time is relative to the turn's anchor and clamped at 0; what was clamped is listed in
+    the record (see :mod:`pipecat_speculative.metrics.turn_record`).
+    """
+    clock = _RecordClock(turn.t0 if turn.t0 is not None else turn.committed_at)
+    answer = _pick_answer(turn)
+    at = _moments_at(turn, answer)
+    moments = {name: clock.moment(f"moment:{name}", value) for name, value in at.items()}
+    stages = _stages(at, turn.t0, clock)
+    speculations = _speculation_entries(turn, clock)
+    waste = _waste(turn)
     user_text = turn.commit_text
-    if user_text is None and answer is not None:
-        user_text = answer.text
+    if user_text is None and answer.answer is not None:
+        user_text = answer.answer.text
 
     return TurnRecord(
         session_id=session_id,
         turn=turn.index if turn.index is not None else -1,
-        anchor=anchor,
+        anchor="end_of_speech" if turn.t0 is not None else "commit",
         anchor_unix=turn.t0_unix if turn.t0 is not None else turn.commit_unix,
         vad_stop_secs=turn.stop_secs,
         user_text=user_text,
-        speculative=adopted is not None,
+        speculative=answer.adopted is not None,
         moments_ms=moments,
         stages_ms=stages,
-        clamped=clamped,
+        clamped=clock.clamped,
         speculations=speculations,
         speculations_started=len(speculations),
         speculations_adopted=sum(1 for s in speculations if s.outcome == "adopted"),
         speculations_withdrawn=sum(1 for s in speculations if s.outcome == "withdrawn"),
-        wasted_prompt_tokens=wasted["prompt"],
-        wasted_completion_tokens=wasted["completion"],
-        wasted_tts_characters=wasted["chars"],
-        withdrawn_without_usage=wasted["unreported"],
-        prompt_tokens=total([i.prompt_tokens for i in live]),
-        completion_tokens=total([i.completion_tokens for i in live]),
-        tts_characters=total([i.tts_characters for i in live]),
+        wasted_prompt_tokens=waste.prompt_tokens,
+        wasted_completion_tokens=waste.completion_tokens,
+        wasted_tts_characters=waste.tts_characters,
+        withdrawn_without_usage=waste.without_usage,
+        prompt_tokens=_known_sum([i.prompt_tokens for i in answer.live]),
+        completion_tokens=_known_sum([i.completion_tokens for i in answer.live]),
+        tts_characters=_known_sum([i.tts_characters for i in answer.live]),
         answers=len(turn.answer_keys),
         audio_secs=round(turn.audio_secs, 4) if turn.answer_keys else None,
         interrupted=turn.interrupted,
@@ -1043,3 +945,175 @@ def _build_record(
         watchdog_waited_secs=round(watchdog_waited, 4) if watchdog_waited is not None else None,
         ignored_ttfb=turn.ignored_ttfb,
     )
+
+
+class _RecordClock:
+    """Times relative to a turn's anchor, in ms, clamped at 0; remembers what it clamped."""
+
+    def __init__(self, anchor_at: float | None):
+        self.anchor_at = anchor_at
+        self.clamped: dict[str, float] = {}
+
+    def moment(self, name: str, at: float | None) -> float | None:
+        """``at`` relative to the anchor; None when either is unknown."""
+        if at is None or self.anchor_at is None:
+            return None
+        return self._clamp(name, _ms(at - self.anchor_at))
+
+    def span(self, name: str, start: float | None, end: float | None) -> float | None:
+        """``end - start``; None when either is unknown. Clamped values are listed as ``stage:``."""
+        if start is None or end is None:
+            return None
+        return self._clamp(f"stage:{name}", _ms(end - start))
+
+    def _clamp(self, key: str, value: float) -> float:
+        if value < 0:
+            self.clamped[key] = value
+            return 0.0
+        return value
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """Which inferences of a turn answered it.
+
+    Parameters:
+        live: Inferences not withdrawn.
+        adopted: The adopted speculation, if any.
+        answer: The inference whose LLM timings the record reports: the adopted speculation,
+            else the ordinary inference (not a follow-up), else the first live one.
+        speaking: The inference whose TTS timings the record reports: the first live one that
+            produced audio, else ``answer``.
+    """
+
+    live: list[_Inference]
+    adopted: _Inference | None
+    answer: _Inference | None
+    speaking: _Inference | None
+
+
+def _pick_answer(turn: _Turn) -> _Answer:
+    live = [i for i in turn.inferences if not i.withdrawn]
+    adopted = next((i for i in live if i.adopted_at is not None), None)
+    answer = adopted or next((i for i in live if not i.speculative and not i.follow_up), None)
+    if answer is None and live:
+        answer = live[0]
+    speaking = next((i for i in live if i.tts_first_audio_at is not None), answer)
+    return _Answer(live, adopted, answer, speaking)
+
+
+def _moments_at(turn: _Turn, answer: _Answer) -> dict[str, float | None]:
+    """The turn's moments on the pipeline clock (absolute seconds), in :data:`MOMENTS` order."""
+    llm, tts = answer.answer, answer.speaking
+    return {
+        "vad_stop": turn.vad_stop_at,
+        "commit": turn.committed_at,
+        "rag_start": turn.rag.get("start"),
+        "rag_done": turn.rag.get("done"),
+        "rag_skip": turn.rag.get("skip"),
+        "llm_request": llm.llm_started_at if llm else None,
+        "llm_first_token": llm.first_token_at if llm else None,
+        "first_sentence": tts.first_sentence_at if tts else None,
+        "tts_request": tts.tts_started_at if tts else None,
+        "tts_first_audio": tts.tts_first_audio_at if tts else None,
+        "bot_started_speaking": turn.bot_started_at,
+        "bot_stopped_speaking": turn.bot_stopped_at,
+    }
+
+
+# Each stage: (name, start moment, end moment); "t0" is the real end of speech.
+_STAGE_SPANS: tuple[tuple[str, str, str], ...] = (
+    ("speech_to_llm_start", "t0", "llm_request"),
+    ("llm_first_token", "llm_request", "llm_first_token"),
+    ("first_sentence", "llm_first_token", "first_sentence"),
+    ("llm_to_tts_start", "first_sentence", "tts_request"),
+    ("tts_first_audio", "tts_request", "tts_first_audio"),
+    ("playout", "tts_first_audio", "bot_started_speaking"),
+    ("total", "t0", "bot_started_speaking"),
+    ("turn_detection", "t0", "commit"),
+    ("after_commit", "commit", "bot_started_speaking"),
+    ("rag", "rag_start", "rag_done"),
+    ("playback", "bot_started_speaking", "bot_stopped_speaking"),
+)
+
+
+def _stages(
+    at: dict[str, float | None], t0: float | None, clock: _RecordClock
+) -> dict[str, float | None]:
+    """The stages between moments; those measured from t0 are None in a turn without one."""
+    times = {**at, "t0": t0}
+    return {name: clock.span(name, times[start], times[end]) for name, start, end in _STAGE_SPANS}
+
+
+def _speculation_entries(turn: _Turn, clock: _RecordClock) -> list[SpeculationEntry]:
+    """One entry per speculative inference of the turn, in start order."""
+    entries: list[SpeculationEntry] = []
+    for inference in (i for i in turn.inferences if i.speculative):
+        entries.append(_speculation_entry(inference, len(entries), clock))
+    return entries
+
+
+def _speculation_entry(inference: _Inference, n: int, clock: _RecordClock) -> SpeculationEntry:
+    if inference.adopted_at is not None:
+        outcome = "adopted"
+    elif inference.withdrawn:
+        outcome = "withdrawn"
+    else:
+        outcome = "open"
+    first_token = None
+    if inference.first_token_at is not None:
+        first_token = clock.span(
+            f"speculation[{n}].llm_first_token", inference.started_at, inference.first_token_at
+        )
+    ignored = inference.ignored_ttfb_secs
+    return SpeculationEntry(
+        index=_spec_index(inference),
+        strategy_id=inference.strategy_id,
+        text=inference.text,
+        started_ms=clock.moment(f"speculation[{n}].started", inference.started_at),
+        resolved_ms=clock.moment(f"speculation[{n}].resolved", inference.resolved_at),
+        outcome=outcome,
+        reason=inference.reason,
+        reason_source=inference.reason_source,
+        counts_toward_cancel_rate=inference.counts_toward_cancel_rate,
+        delay_secs=inference.delay_secs,
+        llm_first_token_ms=first_token,
+        prompt_tokens=inference.prompt_tokens,
+        completion_tokens=inference.completion_tokens,
+        tts_characters=inference.tts_characters,
+        ignored_ttfb_ms=_ms(ignored) if ignored is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Waste:
+    """What withdrawn speculations of a turn consumed.
+
+    Parameters:
+        prompt_tokens: Prompt tokens reported for them.
+        completion_tokens: Completion tokens reported for them.
+        tts_characters: Characters sent to TTS for them.
+        without_usage: Withdrawn ones whose service reported no usage (their cost is unknown,
+            not zero).
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tts_characters: int = 0
+    without_usage: int = 0
+
+
+def _waste(turn: _Turn) -> _Waste:
+    withdrawn = [i for i in turn.inferences if i.speculative and i.withdrawn]
+    return _Waste(
+        prompt_tokens=sum(i.prompt_tokens or 0 for i in withdrawn),
+        completion_tokens=sum(i.completion_tokens or 0 for i in withdrawn),
+        tts_characters=sum(i.tts_characters or 0 for i in withdrawn),
+        without_usage=sum(1 for i in withdrawn if i.prompt_tokens is None),
+    )
+
+
+def _known_sum(values: list[int | None]) -> int | None:
+    """The sum of the known values; None when none is known (never a 0 that means unknown)."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None

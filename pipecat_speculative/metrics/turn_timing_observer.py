@@ -51,6 +51,7 @@ from pipecat.frames.frames import (
     CancelFrame,
     EagerEndOfTurnCancelFrame,
     EndFrame,
+    Frame,
     InterruptionFrame,
     LLMContextFrame,
     MetricsFrame,
@@ -77,9 +78,10 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import LLMService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.utils.asyncio.task_manager import BaseTaskManager
 
 from pipecat_speculative.metrics.alerts import Alert, AlertMonitor, AlertThresholds
-from pipecat_speculative.metrics.sinks.base_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
 from pipecat_speculative.metrics.sinks.log_sink import LogSink
 from pipecat_speculative.metrics.timing_mark_frame import (
     RAG_DONE,
@@ -101,6 +103,7 @@ from pipecat_speculative.metrics.turn_timeline import (
     TurnCompleted,
     TurnTimingTracker,
 )
+from pipecat_speculative.pipecat_compat import call_event_handler, register_event_handler
 
 __all__ = ["TurnTimingObserver"]
 
@@ -146,7 +149,7 @@ class TurnTimingObserver(BaseObserver):
     Args:
         sinks: Where records go. A :class:`LogSink` is added unless ``log`` is False.
         log: Log one line per turn.
-        alert_thresholds: Alert thresholds; the defaults are the issue's.
+        alert_thresholds: Alert thresholds; None uses :class:`AlertThresholds`' defaults.
         playback_margin_secs: Slack of the playback watchdog past the end of the audio; None
             disables it (a turn then stays open until the transport reports, or the next commit).
         output_types: Processor types that are the output: audio pushed into one reached the user.
@@ -189,11 +192,13 @@ class TurnTimingObserver(BaseObserver):
         self._pending_alerts: list[Alert] = []
         self._last_readiness: AnswerReadiness | None = None
         self._watchdog_task: asyncio.Task | None = None
+        # The watchdog is a task of the pipeline's task manager: none before setup().
+        self._has_task_manager = kwargs.get("task_manager") is not None
         self._session_ended = False
 
-        self._register_event_handler("on_turn_completed", sync=True)
-        self._register_event_handler("on_alert", sync=True)
-        self._register_event_handler("on_answer_readiness", sync=True)
+        register_event_handler(self, "on_turn_completed", sync=True)
+        register_event_handler(self, "on_alert", sync=True)
+        register_event_handler(self, "on_answer_readiness", sync=True)
 
     # ------------------------------------------------------------ public API
 
@@ -294,58 +299,27 @@ class TurnTimingObserver(BaseObserver):
             return
 
         if isinstance(frame, TTSAudioRawFrame) and isinstance(data.destination, self._output_types):
+            # Every push into the output counts (audio is delivered hop by hop), not only the first.
             self._tracker.audio_delivered(at, context_id=frame.context_id, secs=_audio_secs(frame))
             self._ensure_watchdog()
             if not data.first_push:
                 await self._dispatch()
                 return
 
-        if (
-            isinstance(frame, (EndFrame, CancelFrame))
-            and data.direction == FrameDirection.DOWNSTREAM
-            and data.destination.next is None
-        ):
-            # Its last hop: everything pushed before it has been observed (this observer's queue
-            # is in push order), so nothing of the session is still on its way.
+        if _is_last_hop_of_session_end(data):
+            # Everything pushed before it has been observed (this observer's queue is in push
+            # order), so nothing of the session is still on its way.
             await self._end_session(at)
             return
 
         if not data.first_push:
             return
-
         if isinstance(frame, MetricsFrame):
             self._handle_metrics(frame, data.source, at)
-        elif data.direction != FrameDirection.DOWNSTREAM:
+        elif data.direction == FrameDirection.DOWNSTREAM:
+            self._handle_downstream(frame, data.source, at)
+        else:
             return
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._handle_vad_stop(frame, at)
-        elif isinstance(frame, VADUserStartedSpeakingFrame):
-            self._tracker.speech_started(at)
-        elif isinstance(frame, UserStartedSpeakingFrame):
-            self._tracker.user_turn_started(at)
-        elif isinstance(frame, UserStoppedSpeakingFrame):
-            self._tracker.user_turn_committed(at, commit_unix=self._to_wall(at))
-        elif isinstance(frame, EagerEndOfTurnCancelFrame):
-            self._tracker.speculation_withdrawn(at, by_llm=isinstance(data.source, LLMService))
-        elif isinstance(frame, LLMContextFrame):
-            self._handle_context(frame, data.source, at)
-        elif isinstance(frame, InterruptionFrame):
-            self._tracker.interruption(at)
-        elif isinstance(frame, TTSStartedFrame):
-            self._tracker.tts_started(at, context_id=frame.context_id)
-        elif isinstance(frame, TTSStoppedFrame):
-            self._tracker.tts_stopped(at, context_id=frame.context_id)
-        elif isinstance(frame, TTSAudioRawFrame):
-            self._tracker.tts_audio(at, context_id=frame.context_id)
-        elif isinstance(frame, BotStartedSpeakingFrame):
-            self._tracker.bot_started_speaking(at)
-            self._ensure_watchdog()
-        elif isinstance(frame, BotStoppedSpeakingFrame):
-            self._tracker.bot_stopped_speaking(at)
-        elif isinstance(frame, TimingMarkFrame):
-            event = _RAG_MARKS.get(frame.mark)
-            if event is not None:
-                self._tracker.rag(at, event)
         await self._dispatch()
 
     async def on_process_frame(self, data: FrameProcessed):
@@ -372,6 +346,38 @@ class TurnTimingObserver(BaseObserver):
         await self._end_session(now if now is not None else 0.0)
 
     # ------------------------------------------------------------ frames
+
+    def _handle_downstream(self, frame: Frame, source: FrameProcessor, at: float):
+        """Feed the tracker the moment a downstream frame's first push stands for."""
+        if isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._handle_vad_stop(frame, at)
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._tracker.speech_started(at)
+        elif isinstance(frame, UserStartedSpeakingFrame):
+            self._tracker.user_turn_started(at)
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            self._tracker.user_turn_committed(at, commit_unix=self._to_wall(at))
+        elif isinstance(frame, EagerEndOfTurnCancelFrame):
+            self._tracker.speculation_withdrawn(at, by_llm=isinstance(source, LLMService))
+        elif isinstance(frame, LLMContextFrame):
+            self._handle_context(frame, source, at)
+        elif isinstance(frame, InterruptionFrame):
+            self._tracker.interruption(at)
+        elif isinstance(frame, TTSStartedFrame):
+            self._tracker.tts_started(at, context_id=frame.context_id)
+        elif isinstance(frame, TTSStoppedFrame):
+            self._tracker.tts_stopped(at, context_id=frame.context_id)
+        elif isinstance(frame, TTSAudioRawFrame):
+            self._tracker.tts_audio(at, context_id=frame.context_id)
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            self._tracker.bot_started_speaking(at)
+            self._ensure_watchdog()
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._tracker.bot_stopped_speaking(at)
+        elif isinstance(frame, TimingMarkFrame):
+            event = _RAG_MARKS.get(frame.mark)
+            if event is not None:
+                self._tracker.rag(at, event)
 
     def _handle_metrics(self, frame: MetricsFrame, source: FrameProcessor, at: float):
         if isinstance(source, LLMService):
@@ -418,7 +424,7 @@ class TurnTimingObserver(BaseObserver):
 
     async def _dispatch(self):
         for alert in self._pending_alerts:
-            await self._call_event_handler("on_alert", alert)
+            await call_event_handler(self, "on_alert", alert)
         self._pending_alerts = []
         for event in self._tracker.drain():
             if isinstance(event, TurnCompleted):
@@ -437,7 +443,7 @@ class TurnTimingObserver(BaseObserver):
                     f"{_fmt_ms(event.first_sentence_secs)}, TTS first audio "
                     f"{event.tts_first_audio_secs * 1000:.0f}, {'own' if event.own_tts else 'session'} TTS)"
                 )
-                await self._call_event_handler("on_answer_readiness", event.secs)
+                await call_event_handler(self, "on_answer_readiness", event.secs)
             elif isinstance(event, LateAnswer):
                 summary = self._tracker.summary()
                 logger.warning(
@@ -458,11 +464,11 @@ class TurnTimingObserver(BaseObserver):
         self._to_sinks("on_turn", record, summary)
         for alert in self._alerts.check_turn(record):
             await self._raise_alert(alert)
-        await self._call_event_handler("on_turn_completed", record)
+        await call_event_handler(self, "on_turn_completed", record)
 
     async def _raise_alert(self, alert: Alert):
         self._log_alert(alert)
-        await self._call_event_handler("on_alert", alert)
+        await call_event_handler(self, "on_alert", alert)
 
     def _raise_alert_now(self, alert: Alert):
         self._log_alert(alert)
@@ -486,7 +492,7 @@ class TurnTimingObserver(BaseObserver):
         self._tracker.session_ended(at)
         await self._dispatch()
         for alert in self._pending_alerts:
-            await self._call_event_handler("on_alert", alert)
+            await call_event_handler(self, "on_alert", alert)
         self._pending_alerts = []
         self._to_sinks("on_session_end", self._tracker.summary())
         self._to_sinks("close")
@@ -565,10 +571,15 @@ class TurnTimingObserver(BaseObserver):
 
     # ------------------------------------------------------------ watchdog
 
+    async def setup(self, task_manager: BaseTaskManager):
+        """Take the pipeline's task manager: the playback watchdog runs as one of its tasks."""
+        await super().setup(task_manager)
+        self._has_task_manager = True
+
     def _ensure_watchdog(self):
         if (
             self._watchdog_task is None
-            and self._task_manager is not None
+            and self._has_task_manager
             and self._tracker.playback_deadline is not None
         ):
             self._watchdog_task = self.create_task(self._watchdog_loop(), "playback_watchdog")
@@ -586,6 +597,15 @@ class TurnTimingObserver(BaseObserver):
         finally:
             if self._watchdog_task is asyncio.current_task():
                 self._watchdog_task = None
+
+
+def _is_last_hop_of_session_end(data: FramePushed) -> bool:
+    """An EndFrame or CancelFrame pushed into the last processor of the pipeline."""
+    return (
+        isinstance(data.frame, (EndFrame, CancelFrame))
+        and data.direction == FrameDirection.DOWNSTREAM
+        and data.destination.next is None
+    )
 
 
 def _audio_secs(frame: TTSAudioRawFrame) -> float:

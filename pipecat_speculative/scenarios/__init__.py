@@ -2,14 +2,15 @@
 
 - :mod:`.scenario`: the YAML format, its loader and the built-in suite.
 - :mod:`.speech`: Piper speech for the simulated user, cached on disk.
-- :mod:`.player`: rendering turns (audio, STT script, ground truth) and
-  :class:`ScenarioAudioInput`, the real-time microphone of the simulated user.
+- :mod:`.player`: rendering turns (audio, STT script, ground truth) and what playing them did.
+
+The real-time microphone that plays them is
+:class:`pipecat_speculative.transports.ScenarioAudioInput`.
 """
 
 from pipecat_speculative.scenarios.player import (
     RenderedScenario,
     RenderedTurn,
-    ScenarioAudioInput,
     SegmentTruth,
     TurnPlayback,
     render_scenario,
@@ -40,7 +41,6 @@ __all__ = [
     "RenderedScenario",
     "RenderedTurn",
     "Scenario",
-    "ScenarioAudioInput",
     "ScenarioError",
     "SegmentTruth",
     "SpeechSegment",

@@ -10,7 +10,7 @@ ahead of the first turn with ``GET /v1/models`` (costs no characters), and
 when a response (or a speculation) starts.
 
 It is a helper, not a Pipecat processor: it owns no background task. The WebSocket service
-(:class:`~pipecat_speculative.services.warm_elevenlabs_tts.WarmElevenLabsTTSService`) is the
+(:class:`~pipecat_speculative.services.warm_elevenlabs_tts_service.WarmElevenLabsTTSService`) is the
 lower-latency path; this is for bots that use HTTP.
 
 A synthesis request abandoned mid-stream (an interruption) closes its connection, as with any

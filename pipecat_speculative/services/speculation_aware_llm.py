@@ -59,6 +59,7 @@ from pipecat.turns.speculation_gate import SpeculationState
 from pipecat.utils.string import match_endofsentence
 
 from pipecat_speculative.frames import SpeculationProgressFrame, SpeculationStage
+from pipecat_speculative.pipecat_compat import mark_turn_open_at_gate, speculation_gate
 
 __all__ = ["SpeculationAwareLLMMixin"]
 
@@ -167,9 +168,7 @@ class SpeculationAwareLLMMixin:
                 # A turn is open whatever the last turn frame was: let the gate know before it
                 # decides whether this speculation is held. Only the gate's own bookkeeping runs;
                 # nothing is pushed.
-                self._speculation_gate.process(
-                    UserStartedSpeakingFrame(), FrameDirection.DOWNSTREAM
-                )  # type: ignore[attr-defined]
+                mark_turn_open_at_gate(self)  # type: ignore[arg-type]
             self._attempt = attempt = _SpeculativeAttempt(frame)
             await self._report_progress(attempt, SpeculationStage.STARTED)
             try:
@@ -194,7 +193,7 @@ class SpeculationAwareLLMMixin:
             attempt is None
             or attempt.sentence_reported
             or direction != FrameDirection.DOWNSTREAM
-            or self._speculation_gate.state != SpeculationState.HOLDING  # type: ignore[attr-defined]
+            or speculation_gate(self).state != SpeculationState.HOLDING  # type: ignore[arg-type]
         ):
             return
         if isinstance(frame, LLMTextFrame):

@@ -14,7 +14,7 @@ Mechanism: **lanes**. Each lane is a one-connection pool of its own; a request g
    handshake instead of starting a second one from zero),
 3. else a new lane (cold; counted, so a test or the bench can see it).
 
-The owner (:class:`~pipecat_speculative.services.warm_openai_llm.WarmOpenAILLMMixin`) opens
+The owner (:class:`~pipecat_speculative.services.warm_openai_llm_mixin.WarmOpenAILLMMixin`) opens
 lanes in the background with a token-free request (``GET /v1/models``), so that while an
 inference runs a spare connection is already open: when that inference is withdrawn and its
 connection dies, the next one takes the spare and the owner replaces it off the critical path.

@@ -73,7 +73,7 @@ class WarmupReport:
 class WarmupRecorder:
     """Keeps a service's warmup reports and delivers each to the listener and the event.
 
-    One per service; the service passes its ``_call_event_handler`` as ``emit`` so the
+    One per service; the service passes its event emitter as ``emit`` so the
     ``on_warmup`` event fires with ``(service_object, report)``.
 
     Args:

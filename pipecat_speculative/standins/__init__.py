@@ -17,6 +17,7 @@ _EXPORTS = {
     "OpenAIStandin": "pipecat_speculative.standins.openai_server",
     "PineconeStandin": "pipecat_speculative.standins.pinecone_server",
     "StandinServer": "pipecat_speculative.standins.base",
+    "StandinStack": "pipecat_speculative.standins.standin_stack",
 }
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "OpenAIStandin",
     "PineconeStandin",
     "StandinServer",
+    "StandinStack",
 ]
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from pipecat_speculative.standins.openai_server import OpenAIStandin
     from pipecat_speculative.standins.pinecone_server import PineconeStandin
     from pipecat_speculative.standins.profile import LatencyProfile
+    from pipecat_speculative.standins.standin_stack import StandinStack
 
 
 def __getattr__(name: str) -> Any:

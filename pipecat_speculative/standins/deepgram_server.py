@@ -1,7 +1,7 @@
 """Loopback Deepgram: listen v1 (Nova) and Flux (listen v2) WebSockets driven by scripted words.
 
-The stand-in speaks the real wire protocols (see ``docs/offline.md``) so pipecat's own
-``DeepgramSTTService`` and ``DeepgramFluxSTTService`` run against it unchanged::
+The stand-in speaks the real wire protocols (summarized in ``docs/design.md``, "Stand-ins"), so
+Pipecat's own ``DeepgramSTTService`` and ``DeepgramFluxSTTService`` run against it unchanged::
 
     async with DeepgramStandin(profile=LatencyProfile.reference()) as deepgram:
         deepgram.set_script(rendered.script)

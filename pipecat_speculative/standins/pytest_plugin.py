@@ -110,7 +110,9 @@ async def standin_openai_llm(openai_standin: OpenAIStandin) -> AsyncIterator[Ope
     )
     yield llm
     # The service never closes its client; close the HTTP pool so no socket outlives the test.
-    client = getattr(llm, "_client", None)
+    from pipecat_speculative.pipecat_compat import openai_client
+
+    client = openai_client(llm)
     if client is not None:
         await client.close()
 

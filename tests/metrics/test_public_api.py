@@ -13,7 +13,7 @@ MODULES = [
     "pipecat_speculative.metrics.playback_watchdog",
     "pipecat_speculative.metrics.report",
     "pipecat_speculative.metrics.sinks",
-    "pipecat_speculative.metrics.sinks.base_sink",
+    "pipecat_speculative.metrics.sinks.base_turn_timing_sink",
     "pipecat_speculative.metrics.sinks.jsonl_sink",
     "pipecat_speculative.metrics.sinks.log_sink",
     "pipecat_speculative.metrics.sinks.otel_sink",

@@ -11,7 +11,7 @@ from pipecat_speculative.cli import app
 from pipecat_speculative.metrics import JSONLSink
 from pipecat_speculative.metrics.report import load_report, print_report, render_png
 
-from .test_sinks import speculative_session
+from .sessions import speculative_session
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -23,40 +23,12 @@ from pipecat_speculative.metrics import (
     OTelSink,
     PrometheusSink,
     SessionSummary,
-    TurnCompleted,
     TurnRecord,
-    TurnTimingTracker,
     WarmupEntry,
     format_turn_line,
 )
 
-from .test_turn_timeline import ordinary_turn
-
-
-def speculative_session() -> tuple[list[TurnRecord], SessionSummary]:
-    """Two turns: an ordinary one, then one with a withdrawn and an adopted speculation."""
-    t = TurnTimingTracker(session_id="demo")
-    ordinary_turn(t)
-    t.speech_started(10.0)
-    t.vad_stopped(11.2, stop_secs=0.2, t0_unix=2_000.0)
-    t.inference_started(11.4, key=11, speculative=True, text="and")
-    t.llm_processing_started(11.41, llm="llm", key=11)
-    t.speculation_withdrawn(11.5)
-    t.llm_usage(llm="llm", prompt_tokens=90, completion_tokens=3)
-    t.inference_started(11.6, key=12, speculative=True, text="and tomorrow")
-    t.llm_processing_started(11.61, llm="llm", key=12)
-    t.llm_ttfb(12.2, llm="llm", value_secs=0.59)
-    t.user_turn_committed(12.4)
-    t.first_sentence(12.41)
-    t.tts_started(12.411, context_id="c2")
-    t.tts_audio(12.66, context_id="c2")
-    t.audio_delivered(12.67, context_id="c2", secs=1.0)
-    t.bot_started_speaking(12.68)
-    t.bot_stopped_speaking(13.8)
-    t.session_ended(14.0)
-    events = t.drain()
-    records = [e.record for e in events if isinstance(e, TurnCompleted)]
-    return records, t.summary()
+from .sessions import speculative_session
 
 
 def test_the_log_line_reads_like_a_latency_breakdown():

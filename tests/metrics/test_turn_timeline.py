@@ -17,27 +17,11 @@ from pipecat_speculative.metrics import (
     TurnTimingTracker,
 )
 
+from .sessions import ordinary_turn
+
 
 def records(events) -> list[TurnRecord]:
     return [e.record for e in events if isinstance(e, TurnCompleted)]
-
-
-def ordinary_turn(t: TurnTimingTracker, *, base: float = 0.0, key: int = 1, ctx: str = "c1"):
-    """Speech, VAD stop at base+1.2 (t0 = base+1.0), commit, one inference, TTS, playback."""
-    t.speech_started(base + 0.0)
-    t.vad_stopped(base + 1.2, stop_secs=0.2, t0_unix=1_000.0)
-    t.user_turn_committed(base + 1.8)
-    t.inference_started(base + 1.801, key=key, speculative=False, text="what time is it")
-    t.llm_processing_started(base + 1.802, llm="llm", key=key)
-    t.llm_ttfb(base + 2.402, llm="llm", value_secs=0.6)
-    t.first_sentence(base + 2.9)
-    t.tts_started(base + 2.901, context_id=ctx)
-    t.tts_audio(base + 3.15, context_id=ctx)
-    t.audio_delivered(base + 3.16, context_id=ctx, secs=1.5)
-    t.bot_started_speaking(base + 3.17)
-    t.llm_usage(llm="llm", prompt_tokens=200, completion_tokens=30)
-    t.tts_usage(characters=42)
-    t.bot_stopped_speaking(base + 5.0)
 
 
 def test_an_ordinary_turn_gives_exact_stages_from_the_real_end_of_speech():

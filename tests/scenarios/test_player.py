@@ -23,17 +23,13 @@ from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.workers.runner import WorkerRunner
 
 from pipecat_speculative.scenarios import load_builtin_scenario, parse_scenario
-from pipecat_speculative.scenarios.player import (
-    RenderedScenario,
-    ScenarioAudioInput,
-    render_scenario,
-    render_turn,
-)
+from pipecat_speculative.scenarios.player import RenderedScenario, render_scenario, render_turn
 from pipecat_speculative.standins import DeepgramStandin
 from pipecat_speculative.standins.deepgram_flux import FluxOptions, FluxSession
 from pipecat_speculative.standins.deepgram_listen import ListenV1Options, ListenV1Session
 from pipecat_speculative.standins.profile import LatencyProfile
 from pipecat_speculative.standins.stt_script import ScriptCursor
+from pipecat_speculative.transports import ScenarioAudioInput
 
 TWO_SEGMENTS = parse_scenario(
     {

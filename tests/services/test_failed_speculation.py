@@ -11,7 +11,8 @@ from pipecat.frames.frames import ErrorFrame, LLMFullResponseStartFrame, LLMText
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.tests.utils import run_test
 
-from pipecat_speculative.services.openai_llm_service import SpeculativeOpenAILLMService
+from pipecat_speculative.pipecat_compat import openai_client
+from pipecat_speculative.services.speculative_openai_llm_service import SpeculativeOpenAILLMService
 from pipecat_speculative.standins.pytest_plugin import STANDIN_API_KEY, STANDIN_LLM_MODEL
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.speculation_events import WithdrawalReason
@@ -29,7 +30,7 @@ async def llm(openai_standin):
         warm=False,
     )
     yield service
-    await service._client.close()
+    await openai_client(service).close()
 
 
 async def run_turn(llm, *, commit: float, hold: bool = True):

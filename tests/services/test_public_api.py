@@ -8,12 +8,12 @@ import pipecat_speculative.services as services
 
 MODULES = [
     "pipecat_speculative.services.elevenlabs_http_session",
-    "pipecat_speculative.services.openai_llm_service",
+    "pipecat_speculative.services.speculative_openai_llm_service",
     "pipecat_speculative.services.speculation_aware_llm",
     "pipecat_speculative.services.warm_connection_transport",
-    "pipecat_speculative.services.warm_deepgram_stt",
-    "pipecat_speculative.services.warm_elevenlabs_tts",
-    "pipecat_speculative.services.warm_openai_llm",
+    "pipecat_speculative.services.warm_deepgram_stt_service",
+    "pipecat_speculative.services.warm_elevenlabs_tts_service",
+    "pipecat_speculative.services.warm_openai_llm_mixin",
     "pipecat_speculative.services.warmup_report",
 ]
 

@@ -16,7 +16,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
-from pipecat_speculative.services.warm_elevenlabs_tts import WarmElevenLabsTTSService
+from pipecat_speculative.services.warm_elevenlabs_tts_service import WarmElevenLabsTTSService
 from pipecat_speculative.services.warmup_report import WarmupKind
 from pipecat_speculative.standins import ElevenLabsStandin
 from pipecat_speculative.standins.profile import LatencyProfile

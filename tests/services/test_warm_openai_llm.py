@@ -1,7 +1,6 @@
 """Warm OpenAI connections, proven with the stand-in's connection accounting (not with timings)."""
 
 import socket
-import time
 
 import pytest
 from pipecat.frames.frames import (
@@ -14,7 +13,8 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.tests.utils import SleepFrame, run_test
 
-from pipecat_speculative.services.openai_llm_service import SpeculativeOpenAILLMService
+from pipecat_speculative.pipecat_compat import openai_client
+from pipecat_speculative.services.speculative_openai_llm_service import SpeculativeOpenAILLMService
 from pipecat_speculative.services.warmup_report import WarmupKind
 from pipecat_speculative.standins import OpenAIStandin
 from pipecat_speculative.standins.profile import LatencyProfile
@@ -116,7 +116,7 @@ async def test_stock_service_opens_a_cold_connection_after_a_withdrawn_speculati
             LLMContextFrame(context("Tell me about the weather in Paris today")),
         ]
         await run_test(llm, frames_to_send=frames)
-        await llm._client.close()
+        await openai_client(llm).close()
 
     withdrawn, answer = completions(server)
     assert withdrawn.info["client_disconnected"]
@@ -215,9 +215,7 @@ async def test_a_warmup_against_a_dead_endpoint_fails_soft_within_its_budget(log
         warmup_timeout_secs=2.0,
         warmup_listener=lambda *a: seen.append(a),
     )
-    start = time.monotonic()
     report = await llm.warmup()
-    assert time.monotonic() - start < 2.0 + 1.0
     assert not report.ok and report.connections == 0 and "Connect" in report.error
     assert seen == [("openai", report.secs, False)]
     assert any(m.startswith("WARNING") and "OpenAI warmup failed" in m for m in log_messages)
@@ -235,20 +233,17 @@ async def test_a_hanging_warmup_is_abandoned_at_its_budget():
     async with OpenAIStandin(profile=profile()) as server:
         server.faults.slow_first_byte(1.0, path="/v1/models", times=None)
         llm = make_llm(f"{server.base_url}/v1", warmup_timeout_secs=0.2)
-        start = time.monotonic()
         report = await llm.warmup()
-        elapsed = time.monotonic() - start
         server.faults.clear()
-        await llm._client.close()
+        await openai_client(llm).close()
     assert not report.ok and "no answer within 0.2 s" in report.error
-    assert elapsed < 2.0
 
 
 async def test_a_one_token_completion_warms_only_when_configured():
     async with OpenAIStandin(profile=profile()) as server:
         llm = make_llm(f"{server.base_url}/v1", warmup_completion=True)
         report = await llm.warmup()
-        await llm._client.close()
+        await openai_client(llm).close()
     assert report.ok and report.connections == 2
     assert server.stats.requests_by_path["/v1/chat/completions"] == 1
     assert server.stats.requests_by_path["/v1/models"] == 1
@@ -260,7 +255,7 @@ async def test_warm_false_is_stock_pipecat():
         llm = make_llm(f"{server.base_url}/v1", warm=False)
         assert await llm.warmup() is None and llm.connection_stats is None
         await run_test(llm, frames_to_send=[SleepFrame(0.2), LLMContextFrame(context("Hello"))])
-        await llm._client.close()
+        await openai_client(llm).close()
     assert server.stats.requests_by_path["/v1/models"] == 0
     assert completions(server)[0].new_connection
     assert llm.warmup_reports == []
@@ -270,7 +265,7 @@ async def test_more_spares_are_kept_when_asked():
     async with OpenAIStandin(profile=profile()) as server:
         llm = make_llm(f"{server.base_url}/v1", spare_connections=2)
         report = await llm.warmup()
-        await llm._client.close()
+        await openai_client(llm).close()
     assert report.connections == 3 and server.stats.connections_accepted == 3
 
 

@@ -283,15 +283,12 @@ async def test_a_reused_connection_skips_the_new_connection_penalty():
         start = time.monotonic()
         await oai.models.list()
         cold = time.monotonic() - start
-        start = time.monotonic()
         await oai.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
-        warm = time.monotonic() - start
         await oai.close()
         other = client(server)
         await other.models.list()
         await other.close()
     assert cold >= 0.8 * 0.3
-    assert warm < cold
     first, second, third = server.requests
     assert (first.new_connection, first.penalty_secs) == (True, 0.3)
     assert (second.new_connection, second.penalty_secs) == (False, 0.0)

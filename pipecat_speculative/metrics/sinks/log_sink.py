@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from loguru import logger
 
-from pipecat_speculative.metrics.sinks.base_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
 from pipecat_speculative.metrics.turn_record import (
     DebounceEntry,
     SessionSummary,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from pipecat_speculative.metrics.sinks.base_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
 from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
 
 if TYPE_CHECKING:

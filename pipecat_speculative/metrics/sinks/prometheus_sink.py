@@ -38,14 +38,13 @@ each get theirs); pass ``prometheus_client.REGISTRY`` to expose them with the pr
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from loguru import logger
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.exposition import generate_latest
 
 from pipecat_speculative.metrics.alerts import Alert
-from pipecat_speculative.metrics.sinks.base_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
 from pipecat_speculative.metrics.turn_record import (
     STAGES,
     DebounceEntry,
@@ -53,6 +52,9 @@ from pipecat_speculative.metrics.turn_record import (
     TurnRecord,
     WarmupEntry,
 )
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["DEFAULT_STAGE_BUCKETS", "PrometheusSink"]
 
@@ -108,6 +110,15 @@ class PrometheusSink(BaseTurnTimingSink):
         namespace: str = "pipecat_speculative",
         buckets: tuple[float, ...] = DEFAULT_STAGE_BUCKETS,
     ):
+        # Imported here so the sink can be listed (and the observer imported) without the
+        # ``prometheus`` extra; only constructing it needs the client.
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "PrometheusSink needs prometheus-client: "
+                "pip install 'pipecat-speculative[prometheus]'"
+            ) from e
         self._registry = registry if registry is not None else CollectorRegistry()
         r = self._registry
         self._stage = Histogram(
@@ -233,6 +244,8 @@ class PrometheusSink(BaseTurnTimingSink):
 
     def exposition(self) -> str:
         """The metrics in the Prometheus text format."""
+        from prometheus_client.exposition import generate_latest
+
         return generate_latest(self._registry).decode("utf-8")
 
     def serve(self, port: int = 9464, addr: str = "127.0.0.1") -> int:
@@ -247,6 +260,8 @@ class PrometheusSink(BaseTurnTimingSink):
             The port actually bound.
         """
         if self._server is None:
+            from prometheus_client import start_http_server
+
             self._server, self._thread = start_http_server(port, addr, registry=self._registry)
             logger.info(
                 f"{self}: serving metrics on http://{addr}:{self._server.server_port}/metrics"

@@ -37,12 +37,18 @@ import contextlib
 import ipaddress
 import urllib.parse
 import urllib.request
+from functools import partial
 from typing import Any
 
 from loguru import logger
 from openai import APIStatusError
 from pipecat.frames.frames import CancelFrame, EndFrame, StartFrame
 
+from pipecat_speculative.pipecat_compat import (
+    call_event_handler,
+    openai_client,
+    register_event_handler,
+)
 from pipecat_speculative.services.warm_connection_transport import (
     WarmConnectionTransport,
     WarmTransportStats,
@@ -135,8 +141,10 @@ class WarmOpenAILLMMixin:
         self._warmup_attempted = asyncio.Event()
         self._warm_task: asyncio.Task | None = None
         self._warned_refusal = False
-        self._warmups = WarmupRecorder(listener=warmup_listener, emit=self._call_event_handler)
-        self._register_event_handler("on_warmup", sync=True)
+        self._warmups = WarmupRecorder(
+            listener=warmup_listener, emit=partial(call_event_handler, self)
+        )
+        register_event_handler(self, "on_warmup", sync=True)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -331,9 +339,7 @@ class WarmOpenAILLMMixin:
                 logger.debug(f"{self}: keep-alive ping failed: {e}")
 
     def _warm_client(self) -> Any:
-        return self._client.with_options(  # type: ignore[attr-defined]
-            max_retries=0, timeout=self._warmup_timeout_secs
-        )
+        return openai_client(self).with_options(max_retries=0, timeout=self._warmup_timeout_secs)
 
     async def _open_connections(
         self, count: int, *, completion_first: bool = False
@@ -347,7 +353,7 @@ class WarmOpenAILLMMixin:
                 try:
                     if completion_first and i == 0:
                         await client.chat.completions.create(
-                            model=self._settings.model,  # type: ignore[attr-defined]
+                            model=self.settings.model,  # type: ignore[attr-defined]
                             messages=[{"role": "user", "content": "Hi"}],
                             max_completion_tokens=1,
                         )

@@ -1,0 +1,162 @@
+"""Deepgram (listen v1, Nova) STT whose connection is timed, bounded and reported.
+
+What stock ``DeepgramSTTService`` (Pipecat 1.14) already does, and this keeps: it connects in
+``setup()`` and waits there until the connection is up, so it is ready before the first audio
+frame; it sends ``KeepAlive`` every 5 s (Deepgram closes a silent stream after 10 s); and its
+connection loop reconnects after a drop, with exponential backoff (at least 4 s, even after a
+long healthy connection) and gives up after three quick failures in a row.
+
+What :class:`WarmDeepgramSTTService` adds:
+
+- **A budget on the first connection.** Stock ``setup()`` waits until the connection is up *or
+  the loop gave up*, which against an unreachable endpoint is several backoff rounds (over 8 s)
+  during which the pipeline cannot start. Here ``setup()`` waits at most
+  ``warmup_timeout_secs``; the loop keeps trying in the background and the bot starts (audio
+  that arrives before the connection is not transcribed, as during any reconnection).
+- **Timing and reporting.** The first connection is logged as
+  ``Deepgram connection warmed in N ms``; every reconnection is logged with the outage it ended
+  (``Deepgram reconnected after N ms``; audio in that gap is lost). Both go to
+  ``warmup_listener`` / ``on_warmup``; a failed first connection is a warning.
+
+Connections are seen through the per-connection keepalive task the stock loop starts right
+after each connection opens (and cancels when it closes), so nothing of the loop is copied.
+
+``DeepgramFluxSTTService`` (v2) is not covered: it connects in ``setup()`` too and its receive
+loop owns reconnection; it has no keepalive because Flux expects continuous audio.
+
+``warm=False`` leaves the service exactly stock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from functools import partial
+from typing import Any
+
+from loguru import logger
+from pipecat.services.deepgram.stt import DeepgramSTTService
+
+from pipecat_speculative.pipecat_compat import (
+    call_event_handler,
+    deepgram_connection,
+    register_event_handler,
+)
+from pipecat_speculative.services.warmup_report import (
+    WarmupKind,
+    WarmupListener,
+    WarmupRecorder,
+    WarmupReport,
+)
+
+__all__ = ["WarmDeepgramSTTService"]
+
+_SERVICE = "deepgram"
+
+
+class WarmDeepgramSTTService(DeepgramSTTService):
+    """``DeepgramSTTService`` with a bounded, timed and reported connection; see the module docs.
+
+    Args:
+        warm: False leaves the service stock.
+        warmup_timeout_secs: How long ``setup()`` waits for the first connection before the
+            pipeline starts without it.
+        warmup_listener: ``listener(service, secs, ok)``, e.g. ``observer.record_warmup``.
+        **kwargs: ``DeepgramSTTService`` arguments.
+    """
+
+    def __init__(
+        self,
+        *,
+        warm: bool = True,
+        warmup_timeout_secs: float = 5.0,
+        warmup_listener: WarmupListener | None = None,
+        **kwargs: Any,
+    ):
+        if warmup_timeout_secs <= 0:
+            raise ValueError("warmup_timeout_secs must be > 0")
+        super().__init__(**kwargs)
+        self._warm = warm
+        self._warmup_timeout_secs = warmup_timeout_secs
+        self._warmups = WarmupRecorder(
+            listener=warmup_listener, emit=partial(call_event_handler, self)
+        )
+        register_event_handler(self, "on_warmup", sync=True)
+        self._connect_started_at: float | None = None
+        self._connection_lost_at: float | None = None
+        self._has_connected = False
+
+    @property
+    def warm(self) -> bool:
+        """Whether warming is on."""
+        return self._warm
+
+    @property
+    def warmup_reports(self) -> list[WarmupReport]:
+        """Every connection reported so far (first, failures, reconnections), oldest first."""
+        return self._warmups.reports
+
+    async def _connect(self):
+        if not self._warm or self._has_connected:
+            await super()._connect()
+            return
+        self._connect_started_at = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._warmup_timeout_secs):
+                await super()._connect()
+        if deepgram_connection(self) is None and not self._has_connected:
+            secs = time.monotonic() - self._connect_started_at
+            report = WarmupReport(
+                service=_SERVICE,
+                kind=WarmupKind.INITIAL,
+                secs=secs,
+                ok=False,
+                error=f"not connected within {self._warmup_timeout_secs:g} s",
+            )
+            logger.warning(
+                f"{self}: Deepgram warmup failed after {report.ms} ms ({report.error}); "
+                "still trying in the background, audio before the connection is not transcribed"
+            )
+            await self._warmups.record(report)
+
+    async def _keepalive_handler(self):
+        """Report the connection that just opened, then keep it alive as stock does."""
+        if self._warm:
+            await self._report_connected()
+        try:
+            await super()._keepalive_handler()
+        finally:
+            # Cancelled by the connection loop when this connection ends, for whatever reason.
+            if self._warm:
+                self._connection_lost_at = time.monotonic()
+
+    async def _report_connected(self) -> None:
+        now = time.monotonic()
+        if not self._has_connected:
+            self._has_connected = True
+            started = self._connect_started_at if self._connect_started_at is not None else now
+            report = WarmupReport(
+                service=_SERVICE,
+                kind=WarmupKind.INITIAL,
+                secs=now - started,
+                ok=True,
+                connections=1,
+            )
+            logger.info(f"{self}: Deepgram connection warmed in {report.ms} ms")
+        elif self._connection_lost_at is not None:
+            report = WarmupReport(
+                service=_SERVICE,
+                kind=WarmupKind.RECONNECT,
+                secs=now - self._connection_lost_at,
+                ok=True,
+                connections=1,
+            )
+            logger.info(
+                f"{self}: Deepgram reconnected after {report.ms} ms "
+                "(audio in between was not transcribed)"
+            )
+        else:
+            return
+        self._connection_lost_at = None
+        await self._warmups.record(report)
