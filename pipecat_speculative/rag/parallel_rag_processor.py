@@ -339,7 +339,11 @@ class ParallelRAGProcessor(FrameProcessor):
         self._waiting = waiting
         started = self._clock()
         try:
-            await asyncio.wait({task, waiting.dropped}, timeout=self._params.budget_secs)
+            await asyncio.wait(
+                {task, waiting.dropped},
+                timeout=self._params.budget_secs,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         except asyncio.CancelledError:
             # Interrupted (or the pipeline is cancelled): the interruption handler flushes.
             if self._waiting is waiting:
@@ -469,8 +473,3 @@ class ParallelRAGProcessor(FrameProcessor):
                      f"{report.summary()}")
         await self._call_event_handler("on_retrieval_report", report)
 
-
-def replace(report: RetrievalReport, **changes) -> RetrievalReport:
-    from dataclasses import replace
-
-    return replace(report, **changes)
