@@ -195,8 +195,10 @@ async def _existing_ids(target: LocalVectorStore | PineconeRetriever, source: st
     ids: set[str] = set()
 
     def listing() -> None:
+        # SDK 10 yields pages (``ListResponse.vectors``); older SDKs yielded lists of ids.
         for page in target.index.list(prefix=prefix, namespace=target.namespace):
-            ids.update(page)
+            for item in getattr(page, "vectors", page):
+                ids.add(str(getattr(item, "id", item)))
 
     await asyncio.to_thread(listing)
     return ids
