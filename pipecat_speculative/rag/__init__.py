@@ -8,6 +8,7 @@ from pipecat_speculative.rag.local_vector_store import LocalVectorStore, VectorR
 from pipecat_speculative.rag.parallel_rag_processor import ParallelRAGProcessor
 from pipecat_speculative.rag.passage_injection import inject_passages, passages_message
 from pipecat_speculative.rag.pinecone_retriever import PineconeRetriever
+from pipecat_speculative.rag.rag_config import RAGConfig
 from pipecat_speculative.rag.rag_params import RAGParams
 from pipecat_speculative.rag.rag_transcript_tap import RAGTranscriptTap
 from pipecat_speculative.rag.retrieval_cache import RetrievalCache, RetrievalResult
@@ -27,6 +28,7 @@ __all__ = [
     "ParallelRAGProcessor",
     "Passage",
     "PineconeRetriever",
+    "RAGConfig",
     "RAGParams",
     "RAGTranscriptTap",
     "RetrievalCache",

@@ -43,6 +43,7 @@ class BaseEmbedder(ABC):
 
     async def warmup(self) -> None:
         """Load the model before the first query (default: nothing to do)."""
+        return None
 
     def __str__(self) -> str:
         return type(self).__name__

@@ -56,9 +56,11 @@ class BaseRetriever(ABC):
 
     async def warmup(self) -> None:
         """Load models or open connections before the first query (default: nothing to do)."""
+        return None
 
     async def close(self) -> None:
         """Release what the retriever holds (default: nothing)."""
+        return None
 
     def __str__(self) -> str:
         return type(self).__name__

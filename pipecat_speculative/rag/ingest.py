@@ -151,7 +151,11 @@ def chunk_text(text: str, *, source: str, max_chars: int = 700) -> list[Chunk]:
     for heading, paragraph in _paragraphs(text):
         for piece in _pieces(paragraph, max_chars - len(heading) - 2):
             prefix = f"{heading}: " if heading else ""
-            if current and heading == current_heading and len(current) + 1 + len(piece) <= max_chars:
+            if (
+                current
+                and heading == current_heading
+                and len(current) + 1 + len(piece) <= max_chars
+            ):
                 current = f"{current} {piece}"
                 continue
             if current:
@@ -204,9 +208,7 @@ async def _existing_ids(target: LocalVectorStore | PineconeRetriever, source: st
     return ids
 
 
-async def _store(
-    target: LocalVectorStore | PineconeRetriever, records: list[VectorRecord]
-) -> int:
+async def _store(target: LocalVectorStore | PineconeRetriever, records: list[VectorRecord]) -> int:
     if isinstance(target, LocalVectorStore):
         return await asyncio.to_thread(target.upsert, records)
     return await target.upsert(records)
@@ -335,9 +337,7 @@ def run_ingest(
         directory = store or DEFAULT_STORE_DIR
         target = LocalVectorStore(directory, model_id=embedder.model_id)
         where = f"local store {directory}"
-    report = asyncio.run(
-        ingest_paths(paths, target=target, embedder=embedder, progress=progress)
-    )
+    report = asyncio.run(ingest_paths(paths, target=target, embedder=embedder, progress=progress))
     console.print(
         f"{where}: {report.files} files, {report.chunks} chunks: {report.written} written, "
         f"{report.unchanged} unchanged, {report.deleted} stale deleted"

@@ -272,7 +272,9 @@ class LocalVectorStore:
             tmp = self._path.with_suffix(".jsonl.tmp")
             with open(tmp, "w", encoding="utf-8") as f:
                 for vid in sorted(self._records):
-                    f.write(json.dumps(self._records[vid], separators=(",", ":"), ensure_ascii=False))
+                    f.write(
+                        json.dumps(self._records[vid], separators=(",", ":"), ensure_ascii=False)
+                    )
                     f.write("\n")
                 f.flush()
                 os.fsync(f.fileno())

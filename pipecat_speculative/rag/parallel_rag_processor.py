@@ -469,7 +469,8 @@ class ParallelRAGProcessor(FrameProcessor):
         )
 
     async def _report(self, report: RetrievalReport):
-        logger.debug(f"{self}: {'speculative' if report.speculative else 'committed'} context: "
-                     f"{report.summary()}")
+        logger.debug(
+            f"{self}: {'speculative' if report.speculative else 'committed'} context: "
+            f"{report.summary()}"
+        )
         await self._call_event_handler("on_retrieval_report", report)
-

@@ -132,9 +132,7 @@ class PineconeRetriever(BaseRetriever):
         )
         upserted = int(getattr(response, "upserted_count", 0) or 0)
         if upserted != len(vectors):
-            raise RuntimeError(
-                f"{self}: Pinecone upserted {upserted} of {len(vectors)} vectors"
-            )
+            raise RuntimeError(f"{self}: Pinecone upserted {upserted} of {len(vectors)} vectors")
         logger.debug(f"{self}: upserted {upserted} vectors")
         return upserted
 

@@ -35,10 +35,12 @@ def test_a_query_returns_the_nearest_records_best_first(tmp_path):
 
 def test_metadata_filters_are_equalities(tmp_path):
     store = LocalVectorStore(tmp_path)
-    store.upsert([record(i, topic=["billing", "ivr"][i % 2], tags=[f"t{i % 3}"]) for i in range(12)])
-    assert {p.metadata["topic"] for p in store.query(unit(0), top_k=12, filter={"topic": "ivr"})} == {
-        "ivr"
-    }
+    store.upsert(
+        [record(i, topic=["billing", "ivr"][i % 2], tags=[f"t{i % 3}"]) for i in range(12)]
+    )
+    assert {
+        p.metadata["topic"] for p in store.query(unit(0), top_k=12, filter={"topic": "ivr"})
+    } == {"ivr"}
     assert len(store.query(unit(0), top_k=12, filter={"tags": "t1"})) == 4
     assert store.query(unit(0), top_k=12, filter={"missing": 1}) == []
 

@@ -97,9 +97,7 @@ async def test_a_serial_retriever_on_speculative_contexts_answers_twice():
     retriever = FakeRetriever(delay=0.3)
     serial = SerialRAGProcessor(retriever=retriever, retrieve_speculative=True)
     llm = RecordingStockLLM()
-    down, _ = await run_test(
-        Pipeline([serial, llm]), frames_to_send=list(WITHDRAWN_THEN_COMMITTED)
-    )
+    down, _ = await run_test(Pipeline([serial, llm]), frames_to_send=list(WITHDRAWN_THEN_COMMITTED))
     assert answers(down) == ["what does omni cost", "what does omni cost per seat"]
 
 

@@ -25,7 +25,9 @@ def speculative_frame() -> tuple[LLMContextFrame, list[dict]]:
 def test_passages_go_in_a_new_message_before_the_question_and_nothing_is_mutated():
     frame, real = speculative_frame()
     before = [dict(m) for m in frame.context.messages]
-    rebuilt = inject_passages(frame, [Passage("p1", "Pricing is 29 euros.", 0.8, {"source": "o.md"})])
+    rebuilt = inject_passages(
+        frame, [Passage("p1", "Pricing is 29 euros.", 0.8, {"source": "o.md"})]
+    )
     assert rebuilt is not frame and rebuilt.context is not frame.context
     assert rebuilt.speculation is True
     messages = rebuilt.context.messages

@@ -43,9 +43,7 @@ async def test_a_re_ingest_into_pinecone_writes_nothing(pinecone_standin, retrie
     assert await retriever.count() == 6
 
 
-async def test_a_filtered_query_returns_only_matching_passages_with_their_text(
-    tmp_path, retriever
-):
+async def test_a_filtered_query_returns_only_matching_passages_with_their_text(tmp_path, retriever):
     (tmp_path / "a.md").write_text("# Alpha\n\nAlpha one.\n\n# Beta\n\nBeta two.")
     (tmp_path / "b.md").write_text("# Gamma\n\nGamma three.")
     await ingest_paths([tmp_path], target=retriever, embedder=retriever.embedder)
