@@ -235,6 +235,36 @@ def bench(
     asyncio.run(run_bench(options))
 
 
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Text or markdown files, or directories of them.")
+    ],
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", file_okay=False, help="Local store directory (default rag_store)."),
+    ] = None,
+    pinecone_index: Annotated[
+        str | None,
+        typer.Option("--pinecone-index", help="Pinecone index host; key from PINECONE_API_KEY."),
+    ] = None,
+    namespace: Annotated[str, typer.Option("--namespace", help="Pinecone namespace.")] = "",
+):
+    """Chunk, embed (local MiniLM) and store documents; re-runs write only what changed."""
+    import os
+
+    from pipecat_speculative.rag.ingest import run_ingest
+
+    code = run_ingest(
+        paths,
+        store=store,
+        pinecone_index=pinecone_index,
+        namespace=namespace,
+        api_key=os.environ.get("PINECONE_API_KEY"),
+    )
+    raise typer.Exit(code)
+
+
 def main():
     """Entry point of the ``pipecat-speculative`` script."""
     app()

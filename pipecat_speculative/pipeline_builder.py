@@ -55,6 +55,12 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
 from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
+from pipecat_speculative.rag import (
+    ParallelRAGProcessor,
+    RAGConfig,
+    RAGTranscriptTap,
+    SerialRAGProcessor,
+)
 from pipecat_speculative.services.speculative_openai_llm_service import SpeculativeOpenAILLMService
 from pipecat_speculative.services.warm_deepgram_stt_service import WarmDeepgramSTTService
 from pipecat_speculative.services.warm_elevenlabs_tts_service import WarmElevenLabsTTSService
@@ -160,6 +166,9 @@ class BotPipelineConfig:
         log_turns: Log one line per turn from the observer.
         user_turn_stop_timeout_secs: The user aggregator's watchdog: a turn with no stop after
             this long is stopped anyway, so a lost commit cannot leave the bot silent.
+        rag: Retrieval between the user aggregator and the LLM; None for none. Parallel
+            (:class:`~pipecat_speculative.rag.ParallelRAGProcessor`) for ``speculative``,
+            serial (:class:`~pipecat_speculative.rag.SerialRAGProcessor`) for the others.
     """
 
     system: SystemKind | str = SystemKind.SPECULATIVE
@@ -177,6 +186,7 @@ class BotPipelineConfig:
     sinks: Sequence[BaseTurnTimingSink] = ()
     log_turns: bool = True
     user_turn_stop_timeout_secs: float = 5.0
+    rag: RAGConfig | None = None
 
     def __post_init__(self):
         self.system = SystemKind(self.system)
@@ -188,8 +198,9 @@ class BotPipeline:
 
     Parameters:
         config: What was built.
-        pipeline: ``[input, stt, (transcription guard,) user aggregator, llm, tts, output,
-            assistant aggregator, *after]``; the guard only in the speculative system.
+        pipeline: ``[input, stt, (transcription guard,) (RAG tap,) user aggregator, (RAG,) llm,
+            tts, output, assistant aggregator, *after]``; the guard only in the speculative
+            system, the RAG processors only with ``config.rag``.
         stt: The STT service.
         user_aggregator: The user aggregator (VAD and turn strategies live in it).
         llm: The LLM service.
@@ -199,6 +210,7 @@ class BotPipeline:
         observer: The turn timing observer: the only stopwatch.
         strategy: The speculative strategy (``speculative`` only).
         warm_available: Whether warm services were found and used (``config.warm``).
+        rag: The RAG processor (``config.rag`` only).
     """
 
     config: BotPipelineConfig
@@ -212,6 +224,7 @@ class BotPipeline:
     observer: TurnTimingObserver
     strategy: SpeculativeUserTurnStopStrategy | None = None
     warm_available: bool = False
+    rag: ParallelRAGProcessor | SerialRAGProcessor | None = None
 
     def create_worker(self, **kwargs: Any) -> PipelineWorker:
         """A worker for the pipeline with metrics on and the observer installed.
@@ -335,6 +348,19 @@ def _user_params(
     )
 
 
+def _build_rag(
+    config: BotPipelineConfig,
+) -> tuple[list[FrameProcessor], ParallelRAGProcessor | SerialRAGProcessor | None]:
+    """The processors before the user aggregator (a prefetch tap) and the RAG processor."""
+    rag = config.rag
+    if rag is None:
+        return [], None
+    if config.system != SystemKind.SPECULATIVE:
+        return [], SerialRAGProcessor(retriever=rag.retriever, params=rag.params)
+    parallel = ParallelRAGProcessor(retriever=rag.retriever, params=rag.params)
+    return ([RAGTranscriptTap(parallel)] if rag.prefetch else []), parallel
+
+
 def build_bot_pipeline(
     config: BotPipelineConfig,
     *,
@@ -379,13 +405,16 @@ def build_bot_pipeline(
         config.warm and config.system == SystemKind.SPECULATIVE and warm_llm_available()
     )
 
+    before_aggregator, rag = _build_rag(config)
     pipeline = Pipeline(
         [
             transport_input,
             stt,
             # The plugin's: a final transcript queued at the turn-start interruption is kept.
             *([TranscriptionGuard()] if strategy is not None else []),
+            *before_aggregator,
             user_aggregator,
+            *([rag] if rag is not None else []),
             llm,
             tts,
             transport_output,
@@ -410,4 +439,5 @@ def build_bot_pipeline(
         observer=observer,
         strategy=strategy,
         warm_available=warm_available,
+        rag=rag,
     )
