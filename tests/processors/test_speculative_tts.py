@@ -6,6 +6,10 @@ gate), the real ElevenLabs WebSocket service against the ElevenLabs stand-in, an
 
 from __future__ import annotations
 
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pipecat.frames.frames import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -146,3 +150,80 @@ async def test_without_a_speculation_the_gate_passes_everything_at_once():
         )
     assert spoken(down) == "Hello there."
     assert gate.held_responses == 0
+
+
+# ---------------------------------------------------------------- random conversations
+
+WORDS = ["I", "want", "to", "book", "a", "table", "for", "two"]
+
+segments = st.lists(
+    st.fixed_dictionaries(
+        {
+            "words": st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
+            "speech_secs": st.floats(0.03, 0.12),
+            "pause_after_secs": st.floats(0.0, 0.35),
+            "final_after_stop_secs": st.floats(-0.03, 0.12),
+            "interim": st.booleans(),
+        }
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def heard_responses(frames):
+    """Each response that reached the output: (its words, completed), in order."""
+    out: list[list] = []
+    for f in frames:
+        if isinstance(f, LLMFullResponseStartFrame):
+            out.append([[], False])
+        elif isinstance(f, TTSTextFrame) and out:
+            out[-1][0].append(f.text.strip())
+        elif isinstance(f, LLMFullResponseEndFrame) and out:
+            out[-1][1] = True
+    return [(" ".join(w for w in words if w), done) for words, done in out]
+
+
+@settings(
+    max_examples=int(os.environ.get("TTS_PIPELINE_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(turn=segments, piece_delay=st.floats(0.0, 0.05), first_audio=st.floats(0.0, 0.3))
+async def test_nothing_withdrawn_is_heard_and_no_audio_plays_before_its_commit(
+    turn, piece_delay, first_audio
+):
+    profile = LatencyProfile.instant(tts_first_audio_secs=first_audio)
+    async with ElevenLabsStandin(profile=profile, speech="synthetic") as server:
+        rig, tts, gate = make_rig(server, piece_delay=piece_delay)
+        timeline = Timeline()
+        for seg in turn:
+            timeline.say(" ".join(seg.pop("words")), **seg)
+        timeline.segments[-1].pause_after_secs = 0.0
+        down = await run(rig, tts, gate, timeline.frames(tail_secs=1.2))
+
+    committed = [m["content"] for m in rig.context.messages if m.get("role") == "user"]
+    commits = [c.text for c in rig.names("on_user_turn_committed")]
+    assert commits == committed
+    # Audio never reaches the output before the commit of the turn it answers.
+    first_audio_at = next((i for i, f in enumerate(down) if isinstance(f, TTSAudioRawFrame)), None)
+    if first_audio_at is not None:
+        assert any(isinstance(f, UserStoppedSpeakingFrame) for f in down[:first_audio_at])
+    # Every response heard answers a committed turn, in order; completed ones exactly.
+    heard = heard_responses(down)
+    position = 0
+    for text, done in heard:
+        while position < len(committed) and not (
+            text == f"ANSWER: {committed[position]}"
+            if done
+            else f"ANSWER: {committed[position]}".startswith(text)
+        ):
+            position += 1
+        assert position < len(committed), (heard, committed)
+        position += 1
+    # Nothing of a withdrawn speculation was heard (unless a committed turn had the same text).
+    for record in rig.names("on_speculation_withdrawn"):
+        if record.text not in committed:
+            assert all(text != f"ANSWER: {record.text}" for text, _ in heard)
+    planner = rig.strategy.planner
+    assert planner.started == planner.adopted + sum(planner.withdrawn.values())
