@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipecat.frames.frames import (
@@ -184,6 +185,7 @@ def heard_responses(frames):
     return [(" ".join(w for w in words if w), done) for words, done in out]
 
 
+@pytest.mark.timeout(900)
 @settings(
     max_examples=int(os.environ.get("TTS_PIPELINE_EXAMPLES", "25")),
     deadline=None,

@@ -255,3 +255,21 @@ def test_interim_speculation_can_be_turned_off():
     p.vad_stopped(1.0)
     assert p.timer_fired(1.0, TimerKind.DEBOUNCE) == []  # waits for the final
     assert kinds_of(p.final_transcript(1.15, "What's the weather?"))[0] == "StartSpeculation"
+
+
+def test_with_flux_the_commit_is_fluxs_own_and_never_held():
+    # Flux speculates itself (EagerEndOfTurn) and commits at its EndOfTurn: the planner only
+    # accounts for it, so a readiness report changes nothing and nothing is held.
+    p = planner(own_speculation=False)
+    p.turn_started(0.0)
+    p.vad_started(0.0)
+    p.final_transcript(0.9, TEXT)
+    p.vad_stopped(1.0)
+    p.external_speculation_started(1.1, TEXT)
+    p.speculation_progress(1.12, STARTED, TEXT)
+    assert finalize(p.commit_requested(1.3)) is not None and not p.commit_held
+    p.speculation_progress(1.5, SENTENCE, TEXT)
+    assert kinds_of(p.external_speculation_adopted(1.6))[-2:] == [
+        "AdoptSpeculation",
+        "TurnCommitted",
+    ]
