@@ -181,7 +181,7 @@ def test_a_commit_that_cut_the_user_off_makes_the_next_turns_more_patient():
     # The user goes on 0.9 s after the VAD stop, 0.3 s after the commit: a cut-in.
     p.turn_started(1.9)
     assert p.patience.cut_ins == 1
-    assert p.patience.secs(p.turn) == pytest.approx(0.9 * 1.3 + 0.1)
+    assert p.patience.secs(p.turn) == pytest.approx(0.9 * 1.5 + 0.1)
 
 
 def test_learned_patience_holds_even_a_ready_answer():
@@ -191,14 +191,22 @@ def test_learned_patience_holds_even_a_ready_answer():
     p.speculation_progress(1.5, SENTENCE, TEXT)
     actions = p.commit_requested(1.6)
     assert finalize(actions) is None
-    assert commit_timer(actions) == pytest.approx(1.0 + 0.8 * 1.3 + 0.1 - 1.6)
+    assert commit_timer(actions) == pytest.approx(1.0 + 0.8 * 1.5 + 0.1 - 1.6)
 
 
-def test_resumed_pauses_are_forgotten_after_some_turns():
+def test_resumed_pauses_are_forgotten_after_their_turn():
     p = planner()
     p.patience.record_resumed_pause(0, 0.8)
-    assert p.patience.secs(5) > 0.6
-    assert p.patience.secs(6) == pytest.approx(0.0)  # back to the commit rule's own floor
+    assert p.patience.secs(0) > 0.6
+    assert p.patience.secs(1) == pytest.approx(0.0)  # back to the commit rule's own floor
+
+
+def test_a_longer_memory_carries_patience_to_the_next_turns():
+    from pipecat_speculative.turns.commit_patience import PatienceParams
+
+    p = planner(patience=PatienceParams(memory_turns=3))
+    p.patience.record_resumed_pause(0, 0.8)
+    assert p.patience.secs(2) > 0.6 and p.patience.secs(3) == pytest.approx(0.0)
 
 
 def test_a_normal_reply_gap_is_not_a_cut_in():
