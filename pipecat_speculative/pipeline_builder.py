@@ -351,11 +351,16 @@ def _user_params(
 def _build_rag(
     config: BotPipelineConfig,
 ) -> tuple[list[FrameProcessor], ParallelRAGProcessor | SerialRAGProcessor | None]:
-    """The processors before the user aggregator (a prefetch tap) and the RAG processor."""
+    """The processors before the user aggregator (a prefetch tap) and the RAG processor.
+
+    The two Pipecat baselines retrieve serially, as their users write it today; every other
+    system is the plugin's and gets the parallel processor, so a system added later is
+    compared with the plugin's retrieval without touching this.
+    """
     rag = config.rag
     if rag is None:
         return [], None
-    if config.system != SystemKind.SPECULATIVE:
+    if config.system in (SystemKind.STOCK, SystemKind.EAGER_FLUX):
         return [], SerialRAGProcessor(retriever=rag.retriever, params=rag.params)
     parallel = ParallelRAGProcessor(retriever=rag.retriever, params=rag.params)
     return ([RAGTranscriptTap(parallel)] if rag.prefetch else []), parallel
