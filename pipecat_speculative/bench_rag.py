@@ -77,7 +77,7 @@ class RetrievalCall:
         started: ``time.monotonic()`` when it started.
         secs: How long it took (embedding and search).
         hits: Passages returned (0 on error).
-        error: The exception, if it failed.
+        error: The exception if it failed, ``"cancelled"`` if it was cancelled.
     """
 
     query: str
@@ -116,8 +116,11 @@ class RecordingRetriever(BaseRetriever):
         started = time.monotonic()
         try:
             passages = await self.inner.retrieve(query, top_k=top_k, filter=filter)
-        except Exception as e:
-            self.calls.append(RetrievalCall(query, started, time.monotonic() - started, 0, repr(e)))
+        except (Exception, asyncio.CancelledError) as e:
+            # A cancelled call still reached the backend (the serial baseline's retrieval is
+            # cancelled when the user interrupts): it counts, as "cancelled".
+            error = "cancelled" if isinstance(e, asyncio.CancelledError) else repr(e)
+            self.calls.append(RetrievalCall(query, started, time.monotonic() - started, 0, error))
             raise
         self.calls.append(RetrievalCall(query, started, time.monotonic() - started, len(passages)))
         return passages
@@ -247,6 +250,7 @@ def rag_block(
     counts = {name: sum(r.rag_counters.get(name, 0) for r in results) for name in RAG_COUNTERS}
     session_calls = [list(calls.get(r.session_id, ())) for r in results]
     counts["backend_calls"] = sum(len(c) for c in session_calls)
+    counts["backend_cancelled"] = sum(1 for s in session_calls for c in s if c.error == "cancelled")
     distinct = sum(len(_distinct([c.query for c in s])) for s in session_calls)
     secs = [c.secs for s in session_calls for c in s if c.error is None]
     replies = [reply for stack in stacks for reply in stack.openai.replies]
@@ -283,6 +287,7 @@ def add_rag_rows(table: Table, systems: Mapping[str, Mapping[str, Any]]) -> None
 
     table.add_section()
     table.add_row("retrievals/turn", *(per_turn(b, "retrievals_started") for b in blocks))
+    table.add_row("  of which prefetches", *(per_turn(b, "prefetches_started") for b in blocks))
     table.add_row(
         "  joined/reused per turn",
         *(

@@ -54,6 +54,7 @@ __all__ = [
 
 RAG_COUNTERS: tuple[str, ...] = (
     "retrievals_started",
+    "prefetches_started",
     "retrievals_joined",
     "retrievals_reused",
     "contexts_dropped",

@@ -361,7 +361,12 @@ def _build_rag(
     if rag is None:
         return [], None
     if config.system in (SystemKind.STOCK, SystemKind.EAGER_FLUX):
-        return [], SerialRAGProcessor(retriever=rag.retriever, params=rag.params)
+        # Every context, speculative or not, as a user's processor does: with eager Flux the
+        # answer is the eager (speculative) context itself (a confirming end of turn runs no
+        # new inference), so a processor that let it pass would never retrieve.
+        return [], SerialRAGProcessor(
+            retriever=rag.retriever, params=rag.params, retrieve_speculative=True
+        )
     parallel = ParallelRAGProcessor(retriever=rag.retriever, params=rag.params)
     return ([RAGTranscriptTap(parallel)] if rag.prefetch else []), parallel
 

@@ -121,9 +121,9 @@ class ParallelRAGProcessor(FrameProcessor):
     **Reports.** Each context produces a :class:`RetrievalReport` (event
     ``on_retrieval_report``, sync) and timing marks for the turn timing observer:
     ``rag_start`` when a retrieval starts, ``rag_done`` when a context got its retrieval (or
-    gave up), ``rag_skip`` when it reused a finished result. Counters: ``retrievals_started``,
-    ``retrievals_joined``, ``retrievals_reused``, ``contexts_dropped``, ``timeouts``,
-    ``errors``.
+    gave up), ``rag_skip`` when it reused a finished result. Counters: ``retrievals_started``
+    (of which ``prefetches_started`` by a prefetch), ``retrievals_joined``,
+    ``retrievals_reused``, ``contexts_dropped``, ``timeouts``, ``errors``.
 
     Args:
         retriever: Where passages come from.
@@ -162,6 +162,7 @@ class ParallelRAGProcessor(FrameProcessor):
         self._prefetch_text: str | None = None
         self._prefetch_task: asyncio.Task | None = None
         self.retrievals_started = 0
+        self.prefetches_started = 0
         self.retrievals_joined = 0
         self.retrievals_reused = 0
         self.contexts_dropped = 0
@@ -235,7 +236,9 @@ class ParallelRAGProcessor(FrameProcessor):
             self._prefetch_task = None
         if text:
             logger.debug(f"{self}: prefetching {text!r}")
-            await self._acquire(text)
+            _, source = await self._acquire(text)
+            if source == RetrievalSource.STARTED:
+                self.prefetches_started += 1
 
     # ------------------------------------------------------------------ frames
 
