@@ -155,7 +155,11 @@ def print_waterfall(record: TurnRecord, console: Console, *, false_commit: bool 
         f"({record.speculations_adopted} adopted, {record.speculations_withdrawn} withdrawn), "
         f"wasted {wasted} tokens, after commit "
         f"{_ms(record.stage('after_commit'))} ms, turn detection {_ms(record.stage('turn_detection'))} ms"
-        + (f", retrieval {_ms(record.stage('rag'))} ms" if record.stage("rag") is not None else "")
+        + (
+            f", first retrieval start → context released {_ms(record.stage('rag'))} ms"
+            if record.stage("rag") is not None
+            else ""
+        )
         + "\n"
     )
 

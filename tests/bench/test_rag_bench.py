@@ -18,6 +18,7 @@ from pipecat_speculative.bench_rag import (
     rag_available,
 )
 from pipecat_speculative.rag.ingest import sample_document
+from pipecat_speculative.rag.local_vector_store import LocalVectorStore
 
 pytestmark = pytest.mark.skipif(not rag_available(), reason="needs the rag and pinecone extras")
 
@@ -120,3 +121,27 @@ async def test_the_local_store_latency_is_reported(knowledge):
     report = await local_store_latency(knowledge.embedder, chunks=500, queries=3)
     assert report["chunks"] == 500 and report["queries"] == 3
     assert 0 < report["total_p50_ms"] <= report["total_max_ms"]
+
+
+async def test_the_demo_retrieves_from_the_local_store_on_its_rag_turn(tiny_rag_suite, tmp_path):
+    from pipecat_speculative.demo import run_demo, waterfall_rows
+
+    out = tmp_path / "out"
+    result = await run_demo(
+        out_dir=out,
+        scenario=str(tiny_rag_suite / "tiny_rag.yaml"),
+        profile_path="instant",
+        console=quiet_console(),
+        configure_logging=False,
+        playback_speed=8.0,
+    )
+
+    assert len(LocalVectorStore(out / "rag_store")) == 6
+    rag_turn = result.records[-1]
+    assert rag_turn.answers == 1
+    assert rag_turn.moment("rag_start") is not None
+    assert rag_turn.moment("rag_done") is not None or rag_turn.moment("rag_skip") is not None
+    labels = [label for _, label, _ in waterfall_rows(rag_turn)]
+    assert "retrieval starts" in labels
+    counters = result.rag_counters
+    assert counters["retrievals_started"] >= 1 and counters["errors"] == 0
