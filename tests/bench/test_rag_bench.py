@@ -145,3 +145,26 @@ async def test_the_demo_retrieves_from_the_local_store_on_its_rag_turn(tiny_rag_
     assert "retrieval starts" in labels
     counters = result.rag_counters
     assert counters["retrievals_started"] >= 1 and counters["errors"] == 0
+
+
+def test_the_openai_standin_quotes_an_injected_passage_unescaped():
+    from pipecat_speculative.rag import Passage, passages_message
+    from pipecat_speculative.standins.deterministic_llm import reply_to
+
+    passage = Passage(
+        id="p1",
+        text='Pricing: Growth costs 59 euros & "more" <b>. The pilot is free.',
+        score=0.9,
+        metadata={"source": "omni_dimension_proposal.md"},
+    )
+    messages = [
+        {"role": "system", "content": "You are a voice assistant."},
+        passages_message([passage]),
+        {"role": "user", "content": "What does it cost?"},
+    ]
+
+    reply = reply_to(messages)
+
+    assert reply.source == "retrieval" and reply.question == "What does it cost?"
+    assert 'The first passage says: Pricing: Growth costs 59 euros & "more" <b>.' in reply.text
+    assert reply_to([passages_message([]), messages[-1]]).source == "retrieval-empty"
