@@ -63,6 +63,7 @@ from pipecat_speculative.bench_rag import (
     local_store_latency,
     rag_available,
     rag_block,
+    widen_default_executor,
 )
 from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
 from pipecat_speculative.offline_session import SessionResult, run_scenario_session
@@ -648,6 +649,7 @@ async def _prepare_rag(
     if not rag_available():
         logger.warning("bench: the rag and pinecone extras are not installed; no retrieval runs")
         return None, {"retriever": "none (rag/pinecone extras missing)"}
+    widen_default_executor()
     knowledge = SampleKnowledgeBase()
     with console.status("embedding the sample document"):
         records = await knowledge.records()

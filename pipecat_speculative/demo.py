@@ -33,7 +33,11 @@ from rich.table import Table
 from rich.text import Text
 
 from pipecat_speculative.bench import score_session
-from pipecat_speculative.bench_rag import SampleKnowledgeBase, rag_available
+from pipecat_speculative.bench_rag import (
+    SampleKnowledgeBase,
+    rag_available,
+    widen_default_executor,
+)
 from pipecat_speculative.metrics.sinks.jsonl_sink import JSONLSink
 from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
 from pipecat_speculative.offline_session import (
@@ -242,6 +246,7 @@ async def _demo_retriever(
     """The demo bot's retriever on the sample document (embedded once, stored idempotently)."""
     if backend == "pinecone":
         assert stack.pinecone is not None
+        widen_default_executor()
         retriever = await knowledge.pinecone_retriever(stack.pinecone)
         return retriever, f"the Pinecone stand-in (pinecone SDK, {stack.pinecone.base_url})"
     directory = out_dir / "rag_store"
