@@ -30,8 +30,9 @@ ground truth:
 
 - ``rag``: every system retrieves on every turn from the sample document, through the real
   pinecone SDK against a Pinecone stand-in on the profile's ``rag_query_secs``
-  (:mod:`pipecat_speculative.bench_rag`): ``stock`` and ``eager_flux`` serially after the commit,
-  the plugin's systems with the parallel processor. The block counts retrievals started, joined,
+  (:mod:`pipecat_speculative.bench_rag`): ``stock`` and ``eager_flux`` serially, inside
+  ``process_frame``, for every context (for ``eager_flux`` the eager context is the answer), the
+  plugin's systems with the parallel processor. The block counts retrievals started, joined,
   reused, contexts dropped, timeouts and errors, per committed turn, and the backend calls per
   distinct query. The top-level ``rag`` block says how, and (without ``--quick``) the local
   store's query latency at 10k chunks.

@@ -309,6 +309,10 @@ def add_rag_rows(table: Table, systems: Mapping[str, Mapping[str, Any]]) -> None
     table.add_row("retrievals/turn", *(per_turn(b, "retrievals_started") for b in blocks))
     table.add_row("  of which prefetches", *(per_turn(b, "prefetches_started") for b in blocks))
     table.add_row(
+        "  contexts served by a prefetch",
+        *(cell(b, str(b["counts"]["prefetch_hits"])) if b else "n/a" for b in blocks),
+    )
+    table.add_row(
         "  joined/reused per turn",
         *(
             cell(b, f"{per_turn(b, 'retrievals_joined')}/{per_turn(b, 'retrievals_reused')}")

@@ -55,6 +55,7 @@ __all__ = [
 RAG_COUNTERS: tuple[str, ...] = (
     "retrievals_started",
     "prefetches_started",
+    "prefetch_hits",
     "retrievals_joined",
     "retrievals_reused",
     "contexts_dropped",
