@@ -166,9 +166,10 @@ class BotPipelineConfig:
         log_turns: Log one line per turn from the observer.
         user_turn_stop_timeout_secs: The user aggregator's watchdog: a turn with no stop after
             this long is stopped anyway, so a lost commit cannot leave the bot silent.
-        rag: Retrieval between the user aggregator and the LLM; None for none. Parallel
-            (:class:`~pipecat_speculative.rag.ParallelRAGProcessor`) for ``speculative``,
-            serial (:class:`~pipecat_speculative.rag.SerialRAGProcessor`) for the others.
+        rag: Retrieval between the user aggregator and the LLM; None for none. Serial
+            (:class:`~pipecat_speculative.rag.SerialRAGProcessor`, every context) for ``stock``
+            and ``eager_flux``, parallel
+            (:class:`~pipecat_speculative.rag.ParallelRAGProcessor`) for the plugin's systems.
     """
 
     system: SystemKind | str = SystemKind.SPECULATIVE
