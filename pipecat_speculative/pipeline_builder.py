@@ -177,9 +177,10 @@ class BotPipelineConfig:
         log_turns: Log one line per turn from the observer.
         user_turn_stop_timeout_secs: The user aggregator's watchdog: a turn with no stop after
             this long is stopped anyway, so a lost commit cannot leave the bot silent.
-        rag: Retrieval between the user aggregator and the LLM; None for none. Parallel
-            (:class:`~pipecat_speculative.rag.ParallelRAGProcessor`) for ``speculative``,
-            serial (:class:`~pipecat_speculative.rag.SerialRAGProcessor`) for the others.
+        rag: Retrieval between the user aggregator and the LLM; None for none. Serial
+            (:class:`~pipecat_speculative.rag.SerialRAGProcessor`, every context) for ``stock``
+            and ``eager_flux``, parallel
+            (:class:`~pipecat_speculative.rag.ParallelRAGProcessor`) for the plugin's systems.
     """
 
     system: SystemKind | str = SystemKind.SPECULATIVE
@@ -372,12 +373,22 @@ def _user_params(
 def _build_rag(
     config: BotPipelineConfig,
 ) -> tuple[list[FrameProcessor], ParallelRAGProcessor | SerialRAGProcessor | None]:
-    """The processors before the user aggregator (a prefetch tap) and the RAG processor."""
+    """The processors before the user aggregator (a prefetch tap) and the RAG processor.
+
+    The two Pipecat baselines retrieve serially, as their users write it today; every other
+    system is the plugin's and gets the parallel processor, so a system added later is
+    compared with the plugin's retrieval without touching this.
+    """
     rag = config.rag
     if rag is None:
         return [], None
     if not config.system.is_plugin:
-        return [], SerialRAGProcessor(retriever=rag.retriever, params=rag.params)
+        # Every context, speculative or not, as a user's processor does: with eager Flux the
+        # answer is the eager (speculative) context itself (a confirming end of turn runs no
+        # new inference), so a processor that let it pass would never retrieve.
+        return [], SerialRAGProcessor(
+            retriever=rag.retriever, params=rag.params, retrieve_speculative=True
+        )
     parallel = ParallelRAGProcessor(retriever=rag.retriever, params=rag.params)
     return ([RAGTranscriptTap(parallel)] if rag.prefetch else []), parallel
 

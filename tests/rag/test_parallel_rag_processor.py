@@ -324,3 +324,4 @@ async def test_the_transcript_tap_prefetches_and_the_speculation_joins_it():
     assert retriever.calls == ["tell me about the pricing"]
     assert reports[0].source in (RetrievalSource.JOINED, RetrievalSource.REUSED)
     assert answers(down) == ["tell me about the pricing"]
+    assert (rag.prefetches_started, rag.prefetch_hits) == (1, 1)
