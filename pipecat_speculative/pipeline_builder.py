@@ -23,6 +23,7 @@ loopback stand-ins offline, the real APIs in production.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ from pipecat_speculative.rag import (
     RAGTranscriptTap,
     SerialRAGProcessor,
 )
+from pipecat_speculative.secret_log_filter import install_secret_log_filter, mask_secret
 from pipecat_speculative.services.speculative_openai_llm_service import SpeculativeOpenAILLMService
 from pipecat_speculative.services.warm_deepgram_stt_service import WarmDeepgramSTTService
 from pipecat_speculative.services.warm_elevenlabs_tts_service import WarmElevenLabsTTSService
@@ -79,6 +81,8 @@ __all__ = [
     "build_bot_pipeline",
     "warm_llm_available",
 ]
+
+install_secret_log_filter()
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful voice assistant. Answer in short spoken sentences, without lists or "
@@ -141,6 +145,16 @@ class ServiceEndpoints:
             elevenlabs_ws_url=elevenlabs.ws_url,
             elevenlabs_api_key=api_key,
         )
+
+    def __repr__(self) -> str:
+        """Addresses in full, keys masked: a config logged or shown in a traceback leaks no key."""
+        fields = ", ".join(
+            f"{f.name}={mask_secret(getattr(self, f.name))!r}"
+            if f.name.endswith("_api_key")
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+        )
+        return f"{type(self).__name__}({fields})"
 
 
 @dataclass

@@ -43,6 +43,7 @@ from pipecat_speculative.pipecat_compat import (
     deepgram_connection,
     register_event_handler,
 )
+from pipecat_speculative.secret_log_filter import install_secret_log_filter
 from pipecat_speculative.services.warmup_report import (
     WarmupKind,
     WarmupListener,
@@ -51,6 +52,8 @@ from pipecat_speculative.services.warmup_report import (
 )
 
 __all__ = ["WarmDeepgramSTTService"]
+
+install_secret_log_filter()
 
 _SERVICE = "deepgram"
 

@@ -51,6 +51,7 @@ from pipecat_speculative.pipecat_compat import (
     tts_turn_context_id,
     tts_websocket,
 )
+from pipecat_speculative.secret_log_filter import install_secret_log_filter
 from pipecat_speculative.services.warmup_report import (
     WarmupKind,
     WarmupListener,
@@ -59,6 +60,8 @@ from pipecat_speculative.services.warmup_report import (
 )
 
 __all__ = ["WarmElevenLabsTTSService"]
+
+install_secret_log_filter()
 
 _SERVICE = "elevenlabs"
 
