@@ -89,6 +89,7 @@ class WarmDeepgramSTTService(DeepgramSTTService):
         self._connect_started_at: float | None = None
         self._connection_lost_at: float | None = None
         self._has_connected = False
+        self._refused_status: int | None = None
 
     @property
     def warm(self) -> bool:
@@ -110,18 +111,38 @@ class WarmDeepgramSTTService(DeepgramSTTService):
                 await super()._connect()
         if deepgram_connection(self) is None and not self._has_connected:
             secs = time.monotonic() - self._connect_started_at
-            report = WarmupReport(
-                service=_SERVICE,
-                kind=WarmupKind.INITIAL,
-                secs=secs,
-                ok=False,
-                error=f"not connected within {self._warmup_timeout_secs:g} s",
+            refused = self._refused_status
+            error = (
+                f"handshake refused (HTTP {refused})"
+                if refused is not None
+                else f"not connected within {self._warmup_timeout_secs:g} s"
             )
+            report = WarmupReport(
+                service=_SERVICE, kind=WarmupKind.INITIAL, secs=secs, ok=False, error=error
+            )
+            if refused in (401, 403):
+                logger.error(
+                    f"{self}: Deepgram warmup failed: API key refused (HTTP {refused}); "
+                    "nothing will be transcribed until the key is fixed"
+                )
+                await self._warmups.record(report)
+                return
             logger.warning(
                 f"{self}: Deepgram warmup failed after {report.ms} ms ({report.error}); "
                 "still trying in the background, audio before the connection is not transcribed"
             )
             await self._warmups.record(report)
+
+    async def push_error(self, error_msg: str, exception: Exception | None = None, **kwargs: Any):
+        """Note the HTTP status of a refused handshake for the warmup report, then push as stock.
+
+        Pipecat gives up on a 4xx handshake and pushes its error; the status is only visible
+        on the exception it pushes (the SDK's ``ApiError.status_code``).
+        """
+        status = getattr(exception, "status_code", None)
+        if isinstance(status, int) and not self._has_connected:
+            self._refused_status = status
+        await super().push_error(error_msg, exception, **kwargs)
 
     async def _keepalive_handler(self):
         """Report the connection that just opened, then keep it alive as stock does."""

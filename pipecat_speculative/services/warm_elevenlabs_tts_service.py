@@ -42,6 +42,7 @@ from pipecat.frames.frames import Frame, InterruptionFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from pipecat.services.settings import TTSSettings
+from websockets.exceptions import InvalidStatus
 from websockets.protocol import State
 
 from pipecat_speculative.pipecat_compat import (
@@ -100,6 +101,7 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         # The pre-opened context waiting for the next response (adopted by create_context_id).
         self._pending_context_id: str | None = None
         self._has_connected = False
+        self._refused_status: int | None = None
         self.contexts_preopened = 0
         """Contexts opened ahead of their text."""
         self.preopened_contexts_used = 0
@@ -164,7 +166,13 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
     async def _websocket_connect(self, uri: str, **kwargs: Any):
         if self._warm:
             kwargs.setdefault("open_timeout", self._warmup_timeout_secs)
-        return await super()._websocket_connect(uri, **kwargs)
+        self._refused_status = None
+        try:
+            return await super()._websocket_connect(uri, **kwargs)
+        except InvalidStatus as e:
+            # Kept for the warmup report: Pipecat's own handler only logs the exception text.
+            self._refused_status = e.response.status_code
+            raise
 
     async def _connect_websocket(self):
         if not self._warm or self._socket_open():
@@ -175,18 +183,30 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         await super()._connect_websocket()
         secs = time.monotonic() - start
         ok = self._socket_open()
+        refused = self._refused_status
+        if ok:
+            error = None
+        elif refused is not None:
+            error = f"handshake refused (HTTP {refused})"
+        else:
+            error = "WebSocket connection failed"
         report = WarmupReport(
             service=_SERVICE,
             kind=kind,
             secs=secs,
             ok=ok,
             connections=1 if ok else 0,
-            error=None if ok else "WebSocket connection failed",
+            error=error,
         )
         if ok:
             self._has_connected = True
             what = "warmup complete" if kind is WarmupKind.INITIAL else "reconnected and warm"
             logger.info(f"{self}: ElevenLabs {what} in {report.ms} ms")
+        elif refused in (401, 403):
+            logger.error(
+                f"{self}: ElevenLabs warmup failed: API key refused (HTTP {refused}); speech "
+                "will fail until the key is fixed"
+            )
         else:
             logger.warning(
                 f"{self}: ElevenLabs warmup failed after {report.ms} ms; the socket is opened "
