@@ -144,5 +144,5 @@ class LogSink(BaseTurnTimingSink):
             f"{_rate(summary.cancel_rate)}, hit rate {_rate(summary.hit_rate)}, wasted "
             f"{summary.wasted_prompt_tokens}+{summary.wasted_completion_tokens} tokens "
             f"{summary.wasted_tts_characters} chars, debounce changes "
-            f"{len(summary.debounce_history)}, playback watchdog {summary.playback_watchdog_fired}",
+            f"{summary.debounce_changes}, playback watchdog {summary.playback_watchdog_fired}",
         )
