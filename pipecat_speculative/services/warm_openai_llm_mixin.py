@@ -73,7 +73,14 @@ _KEY_REFUSED_STATUSES = frozenset({401, 403})
 
 
 def _environment_proxy(base_url: str) -> str | None:
-    """The proxy the environment sets for ``base_url`` (none for loopback or ``no_proxy`` hosts)."""
+    """The proxy the environment sets for ``base_url``, as httpx would pick it.
+
+    A client given its own transport stops reading the environment, so the warm transport must
+    do what httpx's ``trust_env`` does: the scheme's ``HTTPS_PROXY``/``HTTP_PROXY`` first, then
+    ``ALL_PROXY``; none for hosts ``NO_PROXY`` lists. Either case of the names is read (urllib's
+    rules, which httpx shares). Loopback hosts are never proxied (the stand-ins, a local
+    gateway).
+    """
     parts = urllib.parse.urlsplit(base_url)
     host = parts.hostname or ""
     with contextlib.suppress(ValueError):
@@ -81,7 +88,8 @@ def _environment_proxy(base_url: str) -> str | None:
             return None
     if host == "localhost" or urllib.request.proxy_bypass(host):
         return None
-    return urllib.request.getproxies().get(parts.scheme)
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 class WarmOpenAILLMMixin:
