@@ -86,6 +86,12 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
     With an inner :class:`~pipecat.turns.user_stop.EagerUserTurnStopStrategy` (Deepgram Flux's
     eager end of turn) the inner strategy speculates itself; this one then only accounts for those
     speculations and stays out of the way, rather than betting twice.
+
+    Session end: Pipecat's aggregator flushes an open turn into a fresh inference before its
+    strategies see the ``EndFrame``/``CancelFrame``. Place a
+    :class:`~pipecat_speculative.turns.transcription_guard.TranscriptionGuard` before the
+    aggregator: it announces the end, and a speculation still held is then withdrawn
+    (``turn_ended``) and the turn closed without that second inference.
     """
 
     def __init__(
