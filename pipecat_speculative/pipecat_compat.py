@@ -14,7 +14,6 @@ the runtime services, and each service should pull in only its own Pipecat servi
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -149,43 +148,6 @@ def deepgram_connection(stt: Any) -> Any | None:
     return getattr(stt, "_connection", None)
 
 
-class _SkipMalformedJSON:
-    """A websocket whose text messages that are not JSON are logged and skipped.
-
-    Everything but iteration is the wrapped websocket's (sending, closing, state).
-    """
-
-    def __init__(self, websocket: Any, on_skip: Callable[[str], None]):
-        self._wrapped = websocket
-        self._on_skip = on_skip
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._wrapped, name)
-
-    def __aiter__(self) -> _SkipMalformedIterator:
-        return _SkipMalformedIterator(self._wrapped.__aiter__(), self._on_skip)
-
-
-class _SkipMalformedIterator:
-    def __init__(self, messages: Any, on_skip: Callable[[str], None]):
-        self._messages = messages
-        self._on_skip = on_skip
-
-    def __aiter__(self) -> _SkipMalformedIterator:
-        return self
-
-    async def __anext__(self) -> Any:
-        while True:
-            message = await self._messages.__anext__()
-            if isinstance(message, str):
-                try:
-                    json.loads(message)
-                except ValueError:
-                    self._on_skip(message)
-                    continue
-            return message
-
-
 def deepgram_skip_malformed_messages(stt: Any, on_skip: Callable[[str], None]) -> bool:
     """Make a ``DeepgramSTTService`` skip a text message that is not JSON instead of reconnecting.
 
@@ -213,7 +175,9 @@ def deepgram_skip_malformed_messages(stt: Any, on_skip: Callable[[str], None]) -
         async with inner(*args, **kwargs) as connection:
             websocket = getattr(connection, "_websocket", None)
             if websocket is not None:
-                connection._websocket = _SkipMalformedJSON(websocket, on_skip)
+                from pipecat_speculative.services.malformed_json_guard import MalformedJSONGuard
+
+                connection._websocket = MalformedJSONGuard(websocket, on_skip)
             yield connection
 
     connect.skips_malformed_messages = True  # type: ignore[attr-defined]

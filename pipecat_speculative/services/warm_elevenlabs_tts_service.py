@@ -53,6 +53,7 @@ from pipecat_speculative.pipecat_compat import (
     tts_websocket,
 )
 from pipecat_speculative.secret_log_filter import install_secret_log_filter
+from pipecat_speculative.services.malformed_json_guard import MalformedJSONGuard
 from pipecat_speculative.services.warmup_report import (
     WarmupKind,
     WarmupListener,
@@ -76,6 +77,8 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
             setup and on every reconnection. Bounds how long a dead endpoint can hold the
             pipeline's setup.
         warmup_listener: ``listener(service, secs, ok)``, e.g. ``observer.record_warmup``.
+        skip_malformed_messages: Skip a message that is not JSON instead of letting it end the
+            socket (and the sentence being spoken).
         **kwargs: ``ElevenLabsTTSService`` arguments.
     """
 
@@ -85,6 +88,7 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         warm: bool = True,
         warmup_timeout_secs: float = 5.0,
         warmup_listener: WarmupListener | None = None,
+        skip_malformed_messages: bool = True,
         **kwargs: Any,
     ):
         if warmup_timeout_secs <= 0:
@@ -102,6 +106,9 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         self._pending_context_id: str | None = None
         self._has_connected = False
         self._refused_status: int | None = None
+        self._skip_malformed_messages = skip_malformed_messages
+        self.malformed_messages_skipped = 0
+        """Messages that were not JSON, skipped instead of ending the socket."""
         self.contexts_preopened = 0
         """Contexts opened ahead of their text."""
         self.preopened_contexts_used = 0
@@ -168,11 +175,23 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
             kwargs.setdefault("open_timeout", self._warmup_timeout_secs)
         self._refused_status = None
         try:
-            return await super()._websocket_connect(uri, **kwargs)
+            websocket = await super()._websocket_connect(uri, **kwargs)
         except InvalidStatus as e:
             # Kept for the warmup report: Pipecat's own handler only logs the exception text.
             self._refused_status = e.response.status_code
             raise
+        if self._skip_malformed_messages:
+            # Pipecat's receive loop ends on the first message json.loads refuses, and the
+            # sentence being spoken with it; skipping the one message keeps the rest.
+            return MalformedJSONGuard(websocket, self._on_malformed_message)
+        return websocket
+
+    def _on_malformed_message(self, message: str) -> None:
+        self.malformed_messages_skipped += 1
+        logger.warning(
+            f"{self}: skipped an ElevenLabs message that is not JSON ({len(message)} chars); "
+            "the socket and the audio after it are kept"
+        )
 
     async def _connect_websocket(self):
         if not self._warm or self._socket_open():
