@@ -55,6 +55,7 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.transcript_redaction import TranscriptRedaction
 from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
 from pipecat_speculative.rag import (
     ParallelRAGProcessor,
@@ -178,6 +179,8 @@ class BotPipelineConfig:
         deepgram_tag: Deepgram request tag (the stand-in picks a session's script by it).
         sinks: Turn timing sinks (JSONL, Prometheus, ...).
         log_turns: Log one line per turn from the observer.
+        log_transcripts: What that line's bound record keeps of the user's words: ``drop``
+            (default), ``hash`` or ``off``.
         user_turn_stop_timeout_secs: The user aggregator's watchdog: a turn with no stop after
             this long is stopped anyway, so a lost commit cannot leave the bot silent.
         rag: Retrieval between the user aggregator and the LLM; None for none. Parallel
@@ -199,6 +202,7 @@ class BotPipelineConfig:
     deepgram_tag: str | None = None
     sinks: Sequence[BaseTurnTimingSink] = ()
     log_turns: bool = True
+    log_transcripts: TranscriptRedaction | str = TranscriptRedaction.DROP
     user_turn_stop_timeout_secs: float = 5.0
     rag: RAGConfig | None = None
 
@@ -400,7 +404,10 @@ def build_bot_pipeline(
         strategy = SpeculativeUserTurnStopStrategy(params=config.speculative_params)
 
     observer = TurnTimingObserver(
-        sinks=list(config.sinks), log=config.log_turns, session_id=config.session_id
+        sinks=list(config.sinks),
+        log=config.log_turns,
+        session_id=config.session_id,
+        transcripts=config.log_transcripts,
     )
     stt = _build_stt(config, observer)
     llm = _build_llm(config, observer)
