@@ -147,6 +147,14 @@ class ServiceEndpoints:
             elevenlabs_api_key=api_key,
         )
 
+    def missing_keys(self) -> list[str]:
+        """Names of the keys that are empty (every built bot uses all three services)."""
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.name.endswith("_api_key") and not getattr(self, f.name).strip()
+        ]
+
     def __repr__(self) -> str:
         """Addresses in full, keys masked: a config logged or shown in a traceback leaks no key."""
         fields = ", ".join(
@@ -397,7 +405,16 @@ def build_bot_pipeline(
 
     Returns:
         The pieces; run ``result.create_worker()`` and call ``result.close()`` after it ended.
+
+    Raises:
+        ValueError: If a service key is missing. Every service would accept an empty key
+            and fail only at the user's first turn; a configuration error belongs at start.
     """
+    if missing := config.endpoints.missing_keys():
+        raise ValueError(
+            f"missing API key(s): {', '.join(missing)}; set them in ServiceEndpoints "
+            "(ServiceEndpoints.for_standins() for the offline stand-ins)"
+        )
     started = time.monotonic()
     strategy: SpeculativeUserTurnStopStrategy | None = None
     if config.system == SystemKind.SPECULATIVE:

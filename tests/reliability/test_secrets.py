@@ -1,8 +1,10 @@
 """API keys never appear in a repr or in the stdlib log of a websocket handshake."""
 
+import dataclasses
 import logging
 import traceback
 
+import pytest
 import websockets
 from pipecat.processors.frame_processor import FrameProcessor
 
@@ -84,3 +86,14 @@ def test_installing_twice_adds_one_filter():
     assert install_secret_log_filter() is first
     filters = logging.getLogger("websockets.client").filters
     assert sum(f is first for f in filters) == 1
+
+
+def test_a_missing_key_is_a_clear_error_at_build_time_naming_it():
+    endpoints = dataclasses.replace(ENDPOINTS, deepgram_api_key="", elevenlabs_api_key=" ")
+    with pytest.raises(ValueError, match="deepgram_api_key, elevenlabs_api_key") as error:
+        build_bot_pipeline(
+            BotPipelineConfig(endpoints=endpoints, warm=False),
+            transport_input=FrameProcessor(),
+            transport_output=FrameProcessor(),
+        )
+    assert_no_key(str(error.value))
