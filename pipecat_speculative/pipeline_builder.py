@@ -23,6 +23,7 @@ loopback stand-ins offline, the real APIs in production.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipecat_speculative.frames import SpeculationStage
 from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.transcript_redaction import TranscriptRedaction
 from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
 from pipecat_speculative.processors.speculative_output_gate import SpeculativeOutputGate
 from pipecat_speculative.rag import (
@@ -63,6 +65,7 @@ from pipecat_speculative.rag import (
     RAGTranscriptTap,
     SerialRAGProcessor,
 )
+from pipecat_speculative.secret_log_filter import install_secret_log_filter, mask_secret
 from pipecat_speculative.services.speculative_elevenlabs_tts_service import (
     SpeculativeElevenLabsTTSService,
 )
@@ -84,6 +87,8 @@ __all__ = [
     "build_bot_pipeline",
     "warm_llm_available",
 ]
+
+install_secret_log_filter()
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful voice assistant. Answer in short spoken sentences, without lists or "
@@ -153,6 +158,24 @@ class ServiceEndpoints:
             elevenlabs_api_key=api_key,
         )
 
+    def missing_keys(self) -> list[str]:
+        """Names of the keys that are empty (every built bot uses all three services)."""
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.name.endswith("_api_key") and not getattr(self, f.name).strip()
+        ]
+
+    def __repr__(self) -> str:
+        """Addresses in full, keys masked: a config logged or shown in a traceback leaks no key."""
+        fields = ", ".join(
+            f"{f.name}={mask_secret(getattr(self, f.name))!r}"
+            if f.name.endswith("_api_key")
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+        )
+        return f"{type(self).__name__}({fields})"
+
 
 @dataclass
 class BotPipelineConfig:
@@ -175,6 +198,8 @@ class BotPipelineConfig:
         deepgram_tag: Deepgram request tag (the stand-in picks a session's script by it).
         sinks: Turn timing sinks (JSONL, Prometheus, ...).
         log_turns: Log one line per turn from the observer.
+        log_transcripts: What that line's bound record keeps of the user's words: ``drop``
+            (default), ``hash`` or ``off``.
         user_turn_stop_timeout_secs: The user aggregator's watchdog: a turn with no stop after
             this long is stopped anyway, so a lost commit cannot leave the bot silent.
         rag: Retrieval between the user aggregator and the LLM; None for none. Serial
@@ -197,6 +222,7 @@ class BotPipelineConfig:
     deepgram_tag: str | None = None
     sinks: Sequence[BaseTurnTimingSink] = ()
     log_turns: bool = True
+    log_transcripts: TranscriptRedaction | str = TranscriptRedaction.DROP
     user_turn_stop_timeout_secs: float = 5.0
     rag: RAGConfig | None = None
 
@@ -411,7 +437,16 @@ def build_bot_pipeline(
 
     Returns:
         The pieces; run ``result.create_worker()`` and call ``result.close()`` after it ended.
+
+    Raises:
+        ValueError: If a service key is missing. Every service would accept an empty key
+            and fail only at the user's first turn; a configuration error belongs at start.
     """
+    if missing := config.endpoints.missing_keys():
+        raise ValueError(
+            f"missing API key(s): {', '.join(missing)}; set them in ServiceEndpoints "
+            "(ServiceEndpoints.for_standins() for the offline stand-ins)"
+        )
     started = time.monotonic()
     strategy: SpeculativeUserTurnStopStrategy | None = None
     if config.system.is_plugin:
@@ -422,7 +457,10 @@ def build_bot_pipeline(
         strategy = SpeculativeUserTurnStopStrategy(params=params)
 
     observer = TurnTimingObserver(
-        sinks=list(config.sinks), log=config.log_turns, session_id=config.session_id
+        sinks=list(config.sinks),
+        log=config.log_turns,
+        session_id=config.session_id,
+        transcripts=config.log_transcripts,
     )
     stt = _build_stt(config, observer)
     llm = _build_llm(config, observer)
