@@ -15,7 +15,7 @@ import sys
 from loguru import logger
 from pipecat.runner.types import RunnerArguments
 
-from pipecat_speculative.bot import BotSettings, ConfigError, run_bot
+from pipecat_speculative.bot import BotSettings, ConfigError, add_offline_client_route, run_bot
 
 try:  # a .env next to the working directory, as Pipecat's examples do
     from dotenv import load_dotenv
@@ -54,6 +54,9 @@ async def bot(runner_args: RunnerArguments):
 
 if __name__ == "__main__":
     logger.info(f"speculative_bot: {load_settings().describe()}")
-    from pipecat.runner.run import main
+    from pipecat.runner.run import app, main
 
+    # /client (the runner's prebuilt page) needs the network; /offline does not.
+    add_offline_client_route(app)
+    logger.info("offline browser client: http://localhost:7860/offline (or --port)")
     main()

@@ -3,7 +3,14 @@
 ``bots/speculative_bot.py`` is the runnable file; ``docs/bot.md`` explains running and deploying it.
 """
 
-from pipecat_speculative.bot.bot_runner import daily_params, run_bot, transport_params, webrtc_params
+from pipecat_speculative.bot.bot_runner import (
+    OFFLINE_CLIENT_PAGE,
+    add_offline_client_route,
+    daily_params,
+    run_bot,
+    transport_params,
+    webrtc_params,
+)
 from pipecat_speculative.bot.bot_session import (
     OFFLINE_GREETING,
     build_bot_session,
@@ -14,8 +21,10 @@ from pipecat_speculative.bot.bot_settings import ENV_VARS, BotSettings, ConfigEr
 
 __all__ = [
     "ENV_VARS",
+    "OFFLINE_CLIENT_PAGE",
     "OFFLINE_GREETING",
     "BotSettings",
+    "add_offline_client_route",
     "ConfigError",
     "build_bot_session",
     "daily_params",

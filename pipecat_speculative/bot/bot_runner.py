@@ -8,6 +8,7 @@ without the network).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -15,7 +16,37 @@ from loguru import logger
 from pipecat_speculative.bot.bot_session import build_bot_session, greeting
 from pipecat_speculative.bot.bot_settings import BotSettings
 
-__all__ = ["daily_params", "run_bot", "transport_params", "webrtc_params"]
+__all__ = [
+    "OFFLINE_CLIENT_PAGE",
+    "add_offline_client_route",
+    "daily_params",
+    "run_bot",
+    "transport_params",
+    "webrtc_params",
+]
+
+OFFLINE_CLIENT_PAGE = Path(__file__).resolve().parent / "static" / "offline_client.html"
+"""A self-contained browser client for ``-t webrtc`` (no CDN), served at ``/offline``."""
+
+
+def add_offline_client_route(app: Any, path: str = "/offline") -> None:
+    """Serve :data:`OFFLINE_CLIENT_PAGE` from the runner's FastAPI ``app``.
+
+    Why: the runner's prebuilt page (``/client``) fetches Daily's call-machine bundle from
+    c.daily.co to manage the microphone even for SmallWebRTC, so with no network it never
+    connects. This page talks to the same ``/api/offer`` with the browser's own WebRTC.
+
+    Args:
+        app: ``pipecat.runner.run.app`` (routes must be added before ``main()``).
+        path: Where the page is served.
+    """
+    from fastapi.responses import HTMLResponse
+
+    html = OFFLINE_CLIENT_PAGE.read_text(encoding="utf-8")
+
+    @app.get(path, include_in_schema=False)
+    async def _offline_client() -> HTMLResponse:
+        return HTMLResponse(html)
 
 
 def daily_params() -> Any:

@@ -156,7 +156,15 @@ def _prometheus(settings: BotSettings) -> Any:
         from pipecat_speculative.metrics.sinks.prometheus_sink import PrometheusSink
 
         sink = PrometheusSink()
-        sink.serve(settings.prometheus_port, settings.prometheus_addr)
+        try:
+            sink.serve(settings.prometheus_port, settings.prometheus_addr)
+        except OSError as e:
+            # Metrics must never cost a call: another bot process on this host may hold the
+            # port. The sink still counts; only the endpoint is missing.
+            logger.warning(
+                f"Prometheus: cannot serve on {settings.prometheus_addr}:"
+                f"{settings.prometheus_port} ({e.strerror}); set PROMETHEUS_PORT to another port"
+            )
         _resources.prometheus = sink
     return _resources.prometheus
 
