@@ -39,7 +39,9 @@ __all__ = [
     "local_whisper_stt",
 ]
 
-SAMPLE_DOCUMENT = Path(__file__).resolve().parent.parent / "rag" / "data" / "omni_dimension_proposal.md"
+SAMPLE_DOCUMENT = (
+    Path(__file__).resolve().parent.parent / "rag" / "data" / "omni_dimension_proposal.md"
+)
 """What an empty embedded store is filled with (the invented product the demo talks about)."""
 
 OFFLINE_GREETING = (
@@ -113,7 +115,9 @@ async def _openai_standin() -> Any:
 
         standin = OpenAIStandin(profile=LatencyProfile.fast())
         await standin.start()
-        logger.info(f"offline LLM: the OpenAI stand-in at {standin.base_url} (not a language model)")
+        logger.info(
+            f"offline LLM: the OpenAI stand-in at {standin.base_url} (not a language model)"
+        )
         _resources.openai_standin = standin
     return _resources.openai_standin
 
@@ -140,7 +144,9 @@ async def _retriever(settings: BotSettings) -> Any:
 
             docs = settings.rag_docs or SAMPLE_DOCUMENT
             report = await ingest_paths([docs], target=store, embedder=embedder)
-            logger.info(f"embedded store {settings.rag_store}: ingested {docs} ({report.written} chunks)")
+            logger.info(
+                f"embedded store {settings.rag_store}: ingested {docs} ({report.written} chunks)"
+            )
         retriever = LocalRetriever(store, embedder=embedder)
     warmup = getattr(retriever, "warmup", None)
     if warmup is not None:

@@ -203,7 +203,9 @@ class BotSettings:
         try:
             port = int(get("PROMETHEUS_PORT", "9464"))
         except ValueError:
-            raise ConfigError(f"PROMETHEUS_PORT={get('PROMETHEUS_PORT')!r}: expected a port") from None
+            raise ConfigError(
+                f"PROMETHEUS_PORT={get('PROMETHEUS_PORT')!r}: expected a port"
+            ) from None
         return cls(
             stt=pick("BOT_STT", "nova", "whisper", ("nova", "flux", "whisper")),  # type: ignore[arg-type]
             llm=pick("BOT_LLM", "openai", "standin", ("openai", "standin")),  # type: ignore[arg-type]
@@ -241,7 +243,9 @@ class BotSettings:
                 "SPECULATIVE_DEBOUNCE_MAX_SECS", get("SPECULATIVE_DEBOUNCE_MAX_SECS", "1.0")
             ),
             debounce_adaptive=_bool(get("SPECULATIVE_DEBOUNCE_ADAPTIVE", "true")),
-            vad_stop_secs=_float("SPECULATIVE_VAD_STOP_SECS", get("SPECULATIVE_VAD_STOP_SECS", "0.2")),
+            vad_stop_secs=_float(
+                "SPECULATIVE_VAD_STOP_SECS", get("SPECULATIVE_VAD_STOP_SECS", "0.2")
+            ),
         )
 
     def check(self, *, transport: str | None = None) -> None:
@@ -272,7 +276,12 @@ class BotSettings:
                 "missing " + ", ".join(missing) + "; set it (see .env.example) or run offline "
                 "with BOT_MODE=offline -t webrtc"
             )
-        if not 0.0 <= self.debounce_min_secs <= self.debounce_initial_secs <= self.debounce_max_secs:
+        if (
+            not 0.0
+            <= self.debounce_min_secs
+            <= self.debounce_initial_secs
+            <= self.debounce_max_secs
+        ):
             raise ConfigError(
                 "SPECULATIVE_DEBOUNCE_*: need 0 <= MIN_SECS <= INITIAL_SECS <= MAX_SECS, got "
                 f"{self.debounce_min_secs}, {self.debounce_initial_secs}, {self.debounce_max_secs}"

@@ -107,7 +107,8 @@ class HeadlessChromium:
             "about:blank",
         ]
         log = self.log_path.open("wb")
-        self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        # Popen only forks; nothing here waits on the child.
+        self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220
         targets = await self._targets()
         page = next(t for t in targets if t.get("type") == "page")
         self._ws = await websockets.connect(page["webSocketDebuggerUrl"], max_size=None)
