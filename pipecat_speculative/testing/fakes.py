@@ -1,8 +1,14 @@
-"""A fake LLM service with the full LLMService interface (the gate, tool calls, cancellation)."""
+"""Fake LLM services with the full ``LLMService`` interface (the gate, tool calls, cancellation).
+
+Why not a mock: the speculation gate, function calling and interruption handling live in
+Pipecat's ``LLMService`` base class. A fake that subclasses it keeps all of that real and replaces
+only the network, so a test of a bot's turn handling exercises the same code as production.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from pipecat.frames.frames import (
     Frame,
@@ -17,8 +23,11 @@ from pipecat.services.settings import LLMSettings
 
 from pipecat_speculative.services.speculation_aware_llm import SpeculationAwareLLMMixin
 
+__all__ = ["FakeLLMService", "SpeculationAwareFakeLLMService", "last_user_text"]
+
 
 def last_user_text(frame: LLMContextFrame) -> str:
+    """The content of the last user message in the frame's context ("" when none)."""
     for message in reversed(frame.context.messages):
         if isinstance(message, dict) and message.get("role") == "user":
             return str(message.get("content"))
@@ -30,9 +39,19 @@ class FakeLLMService(LLMService):
 
     The delay is awaited inside process_frame, like a real streaming service, so a queued context
     waits behind a running one and a cancellation stops the stream mid-way.
+
+    Args:
+        piece_delay: Seconds before each piece (a slow LLM makes withdrawals observable).
+        tool_word: When the user text contains it, call the ``lookup`` function instead.
+        **kwargs: ``LLMService`` options.
+
+    Attributes:
+        started: ``(user text, speculative)`` for every inference started.
+        finished: User texts whose answer ran to the end.
+        tool_calls_run: Function calls made.
     """
 
-    def __init__(self, *, piece_delay: float = 0.05, tool_word: str | None = None, **kwargs):
+    def __init__(self, *, piece_delay: float = 0.05, tool_word: str | None = None, **kwargs: Any):
         super().__init__(
             settings=LLMSettings(
                 model="fake",
@@ -56,6 +75,7 @@ class FakeLLMService(LLMService):
         self.tool_calls_run = 0
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
+        """Answer contexts; pass everything else on."""
         await super().process_frame(frame, direction)
         if isinstance(frame, LLMContextFrame):
             await self._answer(frame)
