@@ -23,10 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The suite with no network at all (root only): proves nothing leaves the machine. aioice drops
-# 127.0.0.1 candidates, so the browser test needs a second loopback address for WebRTC.
+# The suite with no network at all (root only): proves nothing leaves the machine. WebRTC needs a
+# non-loopback address (aioice drops 127.0.0.1 candidates and Chromium skips loopback interfaces),
+# so the namespace gets a veth pair with a private address that routes nowhere.
 test-offline: $(STAMP)
-	unshare -n sh -c 'ip link set lo up && ip addr add 127.0.0.2/8 dev lo && $(BIN)/python -m pytest'
+	unshare -n sh -c 'ip link set lo up && ip link add v0 type veth peer name v1 && ip addr add 10.203.0.1/24 dev v0 && ip link set v1 up && ip link set v0 up && $(BIN)/python -m pytest'
 
 # The browser smoke test: Debian's chromium (root, apt) then the e2e tests. `make test` runs them
 # too, whenever chromium is already installed.
