@@ -20,12 +20,12 @@ from pipecat_speculative.bot.bot_session import (
 from pipecat_speculative.bot.bot_settings import ENV_VARS, BotSettings, ConfigError
 
 __all__ = [
+    "BotSettings",
+    "ConfigError",
     "ENV_VARS",
     "OFFLINE_CLIENT_PAGE",
     "OFFLINE_GREETING",
-    "BotSettings",
     "add_offline_client_route",
-    "ConfigError",
     "build_bot_session",
     "daily_params",
     "greeting",

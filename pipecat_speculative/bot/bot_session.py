@@ -31,12 +31,16 @@ from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 
 __all__ = [
+    "BotResources",
+    "CLOUD_GREETING",
     "OFFLINE_GREETING",
     "SAMPLE_DOCUMENT",
-    "BotResources",
+    "bot_pipeline_config",
     "build_bot_session",
+    "greeting",
     "local_piper_tts",
     "local_whisper_stt",
+    "shutdown_resources",
 ]
 
 SAMPLE_DOCUMENT = (

@@ -19,7 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ENV_VARS", "BotSettings", "ConfigError"]
+__all__ = [
+    "BotSettings",
+    "ConfigError",
+    "ENV_VARS",
+]
 
 SttChoice = Literal["nova", "flux", "whisper"]
 LlmChoice = Literal["openai", "standin"]

@@ -24,8 +24,8 @@ from pipecat_speculative.testing.timeline import (
 )
 
 __all__ = [
-    "STOP_SECS",
     "FakeLLMService",
+    "STOP_SECS",
     "Segment",
     "SpeculationAwareFakeLLMService",
     "Timeline",
