@@ -26,6 +26,8 @@ except ImportError:  # pragma: no cover - python-dotenv comes with pipecat-ai
 
 
 def _transport_arg(argv: list[str]) -> str | None:
+    if "-d" in argv or "--direct" in argv:
+        return "daily"
     for i, arg in enumerate(argv):
         if arg in ("-t", "--transport") and i + 1 < len(argv):
             return argv[i + 1]
@@ -47,8 +49,13 @@ def load_settings(argv: list[str] | None = None) -> BotSettings:
 
 async def bot(runner_args: RunnerArguments):
     """Entry point the Pipecat runner (and Pipecat Cloud) calls once per session."""
-    settings = BotSettings.from_env()
-    settings.check()
+    try:
+        settings = BotSettings.from_env()
+        settings.check()
+    except ConfigError as e:
+        # On Pipecat Cloud there is no __main__ check: say it in one line and end the session.
+        logger.error(f"speculative_bot: {e}")
+        return
     await run_bot(runner_args, settings)
 
 

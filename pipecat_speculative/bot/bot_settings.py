@@ -38,6 +38,7 @@ ENV_VARS: dict[str, str] = {
     "ELEVENLABS_API_KEY": "ElevenLabs key (TTS, cloud mode)",
     "ELEVENLABS_VOICE_ID": "ElevenLabs voice id",
     "DAILY_API_KEY": "Daily key: the runner creates a room with it for -t daily",
+    "DAILY_ROOM_URL": "an existing Daily room for -d (Pipecat's runner reads it)",
     "PINECONE_API_KEY": "Pinecone key (RAG, with PINECONE_INDEX_HOST)",
     "PINECONE_INDEX_HOST": "Pinecone index host (https://<index>-<project>.svc.<region>.pinecone.io)",
     "PINECONE_NAMESPACE": "Pinecone namespace ('' by default)",

@@ -85,3 +85,25 @@ def test_the_bot_script_exits_with_one_line_when_a_key_is_missing(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("speculative_bot: missing DEEPGRAM_API_KEY")
     assert "Traceback" not in result.stderr
+
+
+async def test_a_session_with_a_missing_key_ends_with_one_logged_line(monkeypatch):
+    import importlib.util
+
+    from loguru import logger
+
+    spec = importlib.util.spec_from_file_location(
+        "speculative_bot", ROOT / "bots" / "speculative_bot.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name in ("DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "BOT_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "o")
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="ERROR")
+    try:
+        await module.bot(object())
+    finally:
+        logger.remove(sink)
+    assert len(lines) == 1 and "missing DEEPGRAM_API_KEY" in lines[0]
