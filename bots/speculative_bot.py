@@ -1,6 +1,7 @@
 """The ready-made speculative voice bot, in Pipecat's runner conventions.
 
-    python bots/speculative_bot.py -t webrtc     # local browser page, http://localhost:7860/client
+    python bots/speculative_bot.py -t webrtc     # browser: http://localhost:7860/offline
+                                                 # (or /client, the runner's page: needs network)
     python bots/speculative_bot.py -t daily      # a Daily room (needs DAILY_API_KEY)
 
 Cloud services (Deepgram, OpenAI, ElevenLabs, Pinecone) when their keys are set; without keys it
