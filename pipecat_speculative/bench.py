@@ -76,6 +76,7 @@ BENCH_SYSTEMS: tuple[SystemKind, ...] = (
     SystemKind.STOCK,
     SystemKind.EAGER_FLUX,
     SystemKind.SPECULATIVE,
+    SystemKind.SPECULATIVE_TTS,
 )
 """The systems compared, in table order (``stock`` is the baseline of the ratios)."""
 
@@ -104,7 +105,7 @@ LATENCY_FIELDS: tuple[str, ...] = (
 _LATENCY_LABELS = {
     "latency_ms": "latency",
     "latency_ms_rag": "  RAG turns",
-    "latency_ms_rag_unretrieved": "  needs-RAG turns (no retrieval ran)",
+    "latency_ms_rag_unretrieved": "  RAG turns (no retrieval)",
     "latency_ms_plain": "  plain turns",
     "first_turn_latency_ms": "  first turn",
     "later_turn_latency_ms": "  later turns",
@@ -312,6 +313,11 @@ def score_sessions(
         "wasted_llm_tokens_per_turn": (
             round((reported_waste + abandoned_tokens) / committed, 1) if committed else None
         ),
+        "wasted_tts_characters_per_turn": (
+            round(sum(s.wasted_tts_characters for s in summaries) / committed, 1)
+            if committed
+            else None
+        ),
         "false_commit_rate": (
             round(sum(1 for t in scored if t.false_commit) / committed, 3) if committed else None
         ),
@@ -420,6 +426,17 @@ def _targets(systems: dict[str, Any], limit: dict[str, float]) -> dict[str, Any]
             "false_commit_rates": [spec["false_commit_rate"], eager["false_commit_rate"]],
             "target": "p50 <= eager_flux on first, later and withdrawal turns, fewer false commits",
             "met": all(_le(r, 1.0) is not False for r in ratios.values()) and fewer,
+        }
+    spec_tts = systems.get(SystemKind.SPECULATIVE_TTS.value)
+    if spec_tts:
+        r = _ratio(spec_tts["latency_ms"]["p50"], limit["p50"])
+        out["speculative_tts_p50_vs_limit"] = {"value": r, "target": "<= 1.02", "met": _le(r, 1.02)}
+    if spec_tts and spec:
+        r = _ratio(spec_tts["latency_ms"]["p50"], spec["latency_ms"]["p50"])
+        out["speculative_tts_p50_vs_speculative"] = {
+            "value": r,
+            "target": "<= 1.0",
+            "met": _le(r, 1.0),
         }
     if spec:
         out["speculative_false_commits_0"] = {
@@ -668,6 +685,15 @@ def print_bench_table(block: dict[str, Any], console: Console, *, profile_name: 
             "n/a"
             if s["wasted_llm_tokens_per_turn"] is None
             else f"{s['wasted_llm_tokens_per_turn']:.1f}"
+            for s in systems.values()
+        ),
+    )
+    table.add_row(
+        "wasted TTS chars/turn",
+        *(
+            "n/a"
+            if s.get("wasted_tts_characters_per_turn") is None
+            else f"{s['wasted_tts_characters_per_turn']:.1f}"
             for s in systems.values()
         ),
     )

@@ -7,7 +7,13 @@ from enum import StrEnum
 
 from pipecat.frames.frames import SystemFrame
 
-__all__ = ["SpeculationProgressFrame", "SpeculationStage"]
+__all__ = ["SPECULATIVE_RESPONSE_KEY", "SpeculationProgressFrame", "SpeculationStage"]
+
+SPECULATIVE_RESPONSE_KEY = "pipecat_speculative.speculative_response"
+"""``frame.metadata`` key set on the ``LLMFullResponseStartFrame`` of a speculative response that
+the LLM let through to a speculative TTS; its value is the user text the response answers. The
+:class:`~pipecat_speculative.processors.speculative_output_gate.SpeculativeOutputGate` after the
+TTS holds such a response until its turn is committed."""
 
 
 class SpeculationStage(StrEnum):

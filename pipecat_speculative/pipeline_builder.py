@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -54,13 +54,18 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+from pipecat_speculative.frames import SpeculationStage
 from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
 from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
+from pipecat_speculative.processors.speculative_output_gate import SpeculativeOutputGate
 from pipecat_speculative.rag import (
     ParallelRAGProcessor,
     RAGConfig,
     RAGTranscriptTap,
     SerialRAGProcessor,
+)
+from pipecat_speculative.services.speculative_elevenlabs_tts_service import (
+    SpeculativeElevenLabsTTSService,
 )
 from pipecat_speculative.services.speculative_openai_llm_service import SpeculativeOpenAILLMService
 from pipecat_speculative.services.warm_deepgram_stt_service import WarmDeepgramSTTService
@@ -94,6 +99,12 @@ class SystemKind(StrEnum):
     STOCK = "stock"
     EAGER_FLUX = "eager_flux"
     SPECULATIVE = "speculative"
+    SPECULATIVE_TTS = "speculative_tts"
+
+    @property
+    def is_plugin(self) -> bool:
+        """Whether this plugin's strategy and services handle the turns."""
+        return self in (SystemKind.SPECULATIVE, SystemKind.SPECULATIVE_TTS)
 
 
 @dataclass(frozen=True)
@@ -277,7 +288,7 @@ def _build_stt(config: BotPipelineConfig, observer: TurnTimingObserver) -> STTSe
         kwargs["base_url"] = ep.deepgram_base_url
     if config.deepgram_tag:
         kwargs["tag"] = config.deepgram_tag
-    if config.system == SystemKind.SPECULATIVE:
+    if config.system.is_plugin:
         kwargs.update(_warm_kwargs(config, observer))
         return WarmDeepgramSTTService(
             api_key=ep.deepgram_api_key, sample_rate=config.sample_rate, **kwargs
@@ -298,12 +309,17 @@ def _build_llm(config: BotPipelineConfig, observer: TurnTimingObserver) -> LLMSe
     settings = OpenAILLMService.Settings(
         model=config.llm_model, system_instruction=config.system_prompt
     )
-    if config.system != SystemKind.SPECULATIVE:
+    if not config.system.is_plugin:
         # Stock Pipecat: a plain service, connections opened on first use.
         return OpenAILLMService(api_key=ep.openai_api_key, settings=settings, **kwargs)
     if warm_llm_available():
         kwargs.update(_warm_kwargs(config, observer))
-    return SpeculativeOpenAILLMService(api_key=ep.openai_api_key, settings=settings, **kwargs)
+    return SpeculativeOpenAILLMService(
+        api_key=ep.openai_api_key,
+        settings=settings,
+        speculative_tts=config.system == SystemKind.SPECULATIVE_TTS,
+        **kwargs,
+    )
 
 
 def _build_tts(config: BotPipelineConfig, observer: TurnTimingObserver) -> ElevenLabsTTSService:
@@ -312,8 +328,13 @@ def _build_tts(config: BotPipelineConfig, observer: TurnTimingObserver) -> Eleve
     if ep.elevenlabs_ws_url:
         kwargs["url"] = ep.elevenlabs_ws_url
     settings = ElevenLabsTTSService.Settings(voice=config.tts_voice)
-    if config.system == SystemKind.SPECULATIVE:
-        return WarmElevenLabsTTSService(
+    if config.system.is_plugin:
+        service = (
+            SpeculativeElevenLabsTTSService
+            if config.system == SystemKind.SPECULATIVE_TTS
+            else WarmElevenLabsTTSService
+        )
+        return service(
             api_key=ep.elevenlabs_api_key,
             sample_rate=config.sample_rate,
             settings=settings,
@@ -356,7 +377,7 @@ def _build_rag(
     rag = config.rag
     if rag is None:
         return [], None
-    if config.system != SystemKind.SPECULATIVE:
+    if not config.system.is_plugin:
         return [], SerialRAGProcessor(retriever=rag.retriever, params=rag.params)
     parallel = ParallelRAGProcessor(retriever=rag.retriever, params=rag.params)
     return ([RAGTranscriptTap(parallel)] if rag.prefetch else []), parallel
@@ -388,8 +409,12 @@ def build_bot_pipeline(
     """
     started = time.monotonic()
     strategy: SpeculativeUserTurnStopStrategy | None = None
-    if config.system == SystemKind.SPECULATIVE:
-        strategy = SpeculativeUserTurnStopStrategy(params=config.speculative_params)
+    if config.system.is_plugin:
+        params = config.speculative_params or SpeculativeTurnParams()
+        if config.system == SystemKind.SPECULATIVE_TTS:
+            # The held answer is ready when its first audio is: the commit then plays it at once.
+            params = replace(params, ready_stage=SpeculationStage.FIRST_AUDIO)
+        strategy = SpeculativeUserTurnStopStrategy(params=params)
 
     observer = TurnTimingObserver(
         sinks=list(config.sinks), log=config.log_turns, session_id=config.session_id
@@ -407,9 +432,7 @@ def build_bot_pipeline(
 
     # Warm connections are the plugin's (issue 5): only the speculative system gets them, and
     # only once the warm services exist; stock and eager_flux stay Pipecat's defaults.
-    warm_available = (
-        config.warm and config.system == SystemKind.SPECULATIVE and warm_llm_available()
-    )
+    warm_available = config.warm and config.system.is_plugin and warm_llm_available()
 
     before_aggregator, rag = _build_rag(config)
     pipeline = Pipeline(
@@ -423,6 +446,8 @@ def build_bot_pipeline(
             *([rag] if rag is not None else []),
             llm,
             tts,
+            # Speculative TTS: the synthesized answer is held here until the commit.
+            *([SpeculativeOutputGate()] if config.system == SystemKind.SPECULATIVE_TTS else []),
             transport_output,
             assistant_aggregator,
             *after_output,

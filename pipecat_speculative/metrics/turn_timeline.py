@@ -657,13 +657,17 @@ class TurnTimingTracker:
 
     # ------------------------------------------------- strategy annotations
 
-    def annotate_speculation_started(self, *, strategy_id: int, text: str, delay_secs: float):
+    def annotate_speculation_started(
+        self, *, strategy_id: int, text: str, delay_secs: float, backed_off: bool = False
+    ):
         """The strategy reported a speculation it started (``on_speculation_started``).
 
         Paired with the observed speculative inference carrying the same text, oldest first,
-        waiting for it if its frame has not been observed yet.
+        waiting for it if its frame has not been observed yet. Its delay is the session's
+        debounce unless it was backed off within its turn.
         """
-        self._ledger.debounce_observed(delay_secs)
+        if not backed_off:
+            self._ledger.debounce_observed(delay_secs)
         if strategy_id in self._by_strategy_id:
             return
         for turn in (self._open, self._answering):

@@ -501,7 +501,10 @@ class TurnTimingObserver(BaseObserver):
 
     def _on_speculation_started(self, strategy: Any, record: Any):
         self._tracker.annotate_speculation_started(
-            strategy_id=record.id, text=record.text, delay_secs=record.delay_secs
+            strategy_id=record.id,
+            text=record.text,
+            delay_secs=record.delay_secs,
+            backed_off=bool(getattr(record, "backed_off", False)),
         )
 
     def _on_speculation_withdrawn(self, strategy: Any, record: Any):

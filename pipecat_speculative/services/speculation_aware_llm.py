@@ -49,16 +49,23 @@ from pipecat.frames.frames import (
     InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
     LLMTextFrame,
+    SystemFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameCallback, FrameDirection
+from pipecat.services.llm_service import LLMService
 from pipecat.turns.speculation_gate import SpeculationState
 from pipecat.utils.string import match_endofsentence
 
-from pipecat_speculative.frames import SpeculationProgressFrame, SpeculationStage
+from pipecat_speculative.frames import (
+    SPECULATIVE_RESPONSE_KEY,
+    SpeculationProgressFrame,
+    SpeculationStage,
+)
 from pipecat_speculative.pipecat_compat import mark_turn_open_at_gate, speculation_gate
 
 __all__ = ["SpeculationAwareLLMMixin"]
@@ -112,9 +119,21 @@ class SpeculationAwareLLMMixin:
     run first.
     """
 
-    def __init__(self, *args, **kwargs):
-        """Initialize the mixin and forward everything to the service."""
+    def __init__(self, *args, speculative_tts: bool = False, **kwargs):
+        """Initialize the mixin and forward everything else to the service.
+
+        Args:
+            *args: Forwarded to the service.
+            speculative_tts: Let a speculative response through to the TTS instead of holding
+                it here, marked so that a
+                :class:`~pipecat_speculative.processors.speculative_output_gate.SpeculativeOutputGate`
+                after the TTS holds its audio until the commit. The gate here still tracks the
+                speculation, so a withdrawal stops the inference and a tool call still never
+                runs speculatively.
+            **kwargs: Forwarded to the service.
+        """
         super().__init__(*args, **kwargs)
+        self._speculative_tts = speculative_tts
         # Sequence number of the last speculative context that entered the queue.
         self._speculative_entered = 0
         # Speculative contexts with a sequence number up to this one are withdrawn.
@@ -188,6 +207,12 @@ class SpeculationAwareLLMMixin:
         attempt = self._attempt
         if attempt is not None and isinstance(frame, LLMTextFrame):
             attempt.produced_text = True
+        if self._passes_to_speculative_tts(attempt, frame, direction):
+            if isinstance(frame, LLMFullResponseStartFrame):
+                frame.metadata[SPECULATIVE_RESPONSE_KEY] = last_user_text(attempt.frame.context)
+            # Past the gate (its bookkeeping is untouched): the output gate holds it after the TTS.
+            await super(LLMService, self).push_frame(frame, direction)  # type: ignore[misc]
+            return
         await super().push_frame(frame, direction)  # type: ignore[misc]
         if (
             attempt is None
@@ -204,6 +229,16 @@ class SpeculationAwareLLMMixin:
         if ready:
             attempt.sentence_reported = True
             await self._report_progress(attempt, SpeculationStage.FIRST_SENTENCE)
+
+    def _passes_to_speculative_tts(
+        self, attempt: _SpeculativeAttempt | None, frame: Frame, direction: FrameDirection
+    ) -> bool:
+        if not self._speculative_tts or attempt is None or direction != FrameDirection.DOWNSTREAM:
+            return False
+        if isinstance(frame, SystemFrame):
+            return False
+        gate = speculation_gate(self)  # type: ignore[arg-type]
+        return gate.is_speculating and gate.state == SpeculationState.OPEN
 
     async def _report_progress(self, attempt: _SpeculativeAttempt, stage: SpeculationStage):
         progress = SpeculationProgressFrame(

@@ -5,15 +5,17 @@ answer needs. With a fast LLM that is short: a user who thinks aloud for a secon
 at the first pause. This controller remembers how long the user has paused and gone on, and keeps
 the commit from coming sooner than that for the next turns::
 
-    turn 3: "I was thinking" |<-- 0.7 s (VAD stop → VAD start) -->| "maybe Sintra too"
-            commit at 0.55 s: the user was cut off (a cut-in), or a withdrawal if the hold saw it
-    turn 4 onwards: patience = 0.7 × 1.3 + 0.1 = 1.0 s after VAD stop, for ``memory_turns`` turns
+    "I was thinking" |<-- 0.7 s (VAD stop → VAD start) -->| "maybe Sintra" |<- 0.9 s ->| "too"
+                     the hold saw the user go on, or the commit cut them off (the continuation
+                     starts a new turn less than ``cut_in_secs`` after it: a cut-in)
+    for the rest of that thought: patience = 0.7 × 1.5 + 0.1 = 1.15 s after each VAD stop
 
 A pause is measured from the VAD stop to the VAD start of the resumed speech: a commit before that
 start cannot be taken back. Patience never goes below ``floor_secs`` (Pipecat's speech timeout)
-nor above ``max_secs``, and a long pause is forgotten after ``memory_turns`` user turns, so one
-hesitant turn does not slow a fluent speaker for the rest of the call. Decisions are synchronous
-and clock-free.
+nor above ``max_secs``, and a long pause is forgotten after ``memory_turns`` user turns (by
+default the turn it was seen in, or the continuation a cut-in started), so one hesitant turn does
+not slow a fluent speaker's next answers: patience beyond the answer's readiness costs latency on
+every turn it applies to. Decisions are synchronous and clock-free.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ class PatienceParams:
         factor: A learned pause is multiplied by this: a hesitant speaker's pauses vary, and
             the next one is often longer than the last (0.65-1.2 s in one reference turn).
         margin_secs: Added on top, for the time a resumption takes to be seen.
-        memory_turns: User turns for which a pause is remembered.
+        memory_turns: User turns for which a pause is remembered: 1 is the turn it was seen in
+            (a cut-in is recorded in the turn it started, the continuation). Longer memory
+            protects the first pause of a later hesitant turn, at the cost of slower answers on
+            every fluent turn in between.
         cut_in_secs: A new user turn that starts this soon after a commit means the commit cut
             the user off: that pause is learned like a resumed one.
         adaptive: False keeps the patience at ``floor_secs``.
@@ -46,9 +51,9 @@ class PatienceParams:
 
     floor_secs: float = 0.0
     max_secs: float = 1.6
-    factor: float = 1.3
+    factor: float = 1.5
     margin_secs: float = 0.1
-    memory_turns: int = 6
+    memory_turns: int = 1
     cut_in_secs: float = 1.0
     adaptive: bool = True
 

@@ -680,7 +680,7 @@ class SpeculationPlanner:
             return []
         speculation.ready_at = now
         self.observe_readiness(now - speculation.started_at)
-        return self._reconsider_held_commit(now)
+        return self._reconsider_held_commit(now, f"the held answer is ready ({stage.value})")
 
     def observe_readiness(self, secs: float):
         """Feed one measured speculation start → answer ready duration (seconds)."""
@@ -768,13 +768,15 @@ class SpeculationPlanner:
         wait = max(patient_until, ready) - now
         return wait if wait > 1e-3 else None
 
-    def _reconsider_held_commit(self, now: float) -> list[PlannerAction]:
+    def _reconsider_held_commit(
+        self, now: float, reason: str = "nothing left worth waiting for"
+    ) -> list[PlannerAction]:
         """Re-decide a held commit after the speculation in flight changed."""
         if not self._commit_held:
             return []
         wait = self._commit_wait(now)
         if wait is None:
-            return self._release_commit("nothing left worth waiting for")
+            return self._release_commit(reason)
         return self._arm(TimerKind.COMMIT, wait)
 
     def _release_commit(self, reason: str) -> list[PlannerAction]:

@@ -30,6 +30,7 @@ from pipecat_speculative.bench import (
     score_session,
 )
 from pipecat_speculative.demo import run_demo, waterfall_rows
+from pipecat_speculative.frames import SpeculationStage
 from pipecat_speculative.metrics.turn_record import SpeculationEntry, TurnRecord
 from pipecat_speculative.offline_session import SessionResult
 from pipecat_speculative.pipeline_builder import (
@@ -39,9 +40,11 @@ from pipecat_speculative.pipeline_builder import (
     build_bot_pipeline,
     warm_llm_available,
 )
+from pipecat_speculative.processors import SpeculativeOutputGate
 from pipecat_speculative.scenarios.player import TurnPlayback, render_turn
 from pipecat_speculative.scenarios.scenario import parse_scenario
 from pipecat_speculative.services.openai_llm_service import SpeculativeOpenAILLMService
+from pipecat_speculative.services.speculative_tts_mixin import SpeculativeTTSMixin
 from pipecat_speculative.services.warm_deepgram_stt import WarmDeepgramSTTService
 from pipecat_speculative.services.warm_elevenlabs_tts import WarmElevenLabsTTSService
 from pipecat_speculative.standins.profile import LatencyProfile
@@ -160,7 +163,7 @@ async def test_the_builder_wires_each_system_with_its_services(system):
         transport_output=FrameProcessor(),
     )
     try:
-        speculative = system == SystemKind.SPECULATIVE
+        speculative = system.is_plugin
         assert isinstance(bot.llm, OpenAILLMService)
         assert isinstance(bot.llm, SpeculativeOpenAILLMService) == speculative
         assert (bot.strategy is not None) == speculative
@@ -171,6 +174,12 @@ async def test_the_builder_wires_each_system_with_its_services(system):
         assert isinstance(bot.stt, WarmDeepgramSTTService) == speculative
         if speculative and warm_llm_available():
             assert bot.llm.warm is False  # --no-warm reaches the service
+        tts_held = system == SystemKind.SPECULATIVE_TTS
+        gates = [p for p in bot.pipeline.processors if isinstance(p, SpeculativeOutputGate)]
+        assert len(gates) == (1 if tts_held else 0)
+        assert isinstance(bot.tts, SpeculativeTTSMixin) == tts_held
+        if tts_held:
+            assert bot.strategy.planner.params.ready_stage is SpeculationStage.FIRST_AUDIO
     finally:
         await bot.close()
 

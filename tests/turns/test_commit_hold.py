@@ -181,7 +181,7 @@ def test_a_commit_that_cut_the_user_off_makes_the_next_turns_more_patient():
     # The user goes on 0.9 s after the VAD stop, 0.3 s after the commit: a cut-in.
     p.turn_started(1.9)
     assert p.patience.cut_ins == 1
-    assert p.patience.secs(p.turn) == pytest.approx(0.9 * 1.3 + 0.1)
+    assert p.patience.secs(p.turn) == pytest.approx(0.9 * 1.5 + 0.1)
 
 
 def test_learned_patience_holds_even_a_ready_answer():
@@ -191,14 +191,22 @@ def test_learned_patience_holds_even_a_ready_answer():
     p.speculation_progress(1.5, SENTENCE, TEXT)
     actions = p.commit_requested(1.6)
     assert finalize(actions) is None
-    assert commit_timer(actions) == pytest.approx(1.0 + 0.8 * 1.3 + 0.1 - 1.6)
+    assert commit_timer(actions) == pytest.approx(1.0 + 0.8 * 1.5 + 0.1 - 1.6)
 
 
-def test_resumed_pauses_are_forgotten_after_some_turns():
+def test_resumed_pauses_are_forgotten_after_their_turn():
     p = planner()
     p.patience.record_resumed_pause(0, 0.8)
-    assert p.patience.secs(5) > 0.6
-    assert p.patience.secs(6) == pytest.approx(0.0)  # back to the commit rule's own floor
+    assert p.patience.secs(0) > 0.6
+    assert p.patience.secs(1) == pytest.approx(0.0)  # back to the commit rule's own floor
+
+
+def test_a_longer_memory_carries_patience_to_the_next_turns():
+    from pipecat_speculative.turns.commit_patience import PatienceParams
+
+    p = planner(patience=PatienceParams(memory_turns=3))
+    p.patience.record_resumed_pause(0, 0.8)
+    assert p.patience.secs(2) > 0.6 and p.patience.secs(3) == pytest.approx(0.0)
 
 
 def test_a_normal_reply_gap_is_not_a_cut_in():
@@ -255,3 +263,21 @@ def test_interim_speculation_can_be_turned_off():
     p.vad_stopped(1.0)
     assert p.timer_fired(1.0, TimerKind.DEBOUNCE) == []  # waits for the final
     assert kinds_of(p.final_transcript(1.15, "What's the weather?"))[0] == "StartSpeculation"
+
+
+def test_with_flux_the_commit_is_fluxs_own_and_never_held():
+    # Flux speculates itself (EagerEndOfTurn) and commits at its EndOfTurn: the planner only
+    # accounts for it, so a readiness report changes nothing and nothing is held.
+    p = planner(own_speculation=False)
+    p.turn_started(0.0)
+    p.vad_started(0.0)
+    p.final_transcript(0.9, TEXT)
+    p.vad_stopped(1.0)
+    p.external_speculation_started(1.1, TEXT)
+    p.speculation_progress(1.12, STARTED, TEXT)
+    assert finalize(p.commit_requested(1.3)) is not None and not p.commit_held
+    p.speculation_progress(1.5, SENTENCE, TEXT)
+    assert kinds_of(p.external_speculation_adopted(1.6))[-2:] == [
+        "AdoptSpeculation",
+        "TurnCommitted",
+    ]
