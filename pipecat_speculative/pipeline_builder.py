@@ -49,6 +49,7 @@ from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from pipecat.services.llm_service import LLMService
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
 from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
     SpeechTimeoutUserTurnStopStrategy,
 )
@@ -256,7 +257,7 @@ class BotPipeline:
     stt: STTService
     user_aggregator: LLMUserAggregator
     llm: LLMService
-    tts: ElevenLabsTTSService
+    tts: TTSService
     assistant_aggregator: LLMAssistantAggregator
     context: LLMContext
     observer: TurnTimingObserver
@@ -425,6 +426,8 @@ def build_bot_pipeline(
     transport_input: FrameProcessor,
     transport_output: FrameProcessor,
     after_output: Sequence[FrameProcessor] = (),
+    stt: STTService | None = None,
+    tts: TTSService | None = None,
 ) -> BotPipeline:
     """Assemble a bot pipeline.
 
@@ -434,6 +437,9 @@ def build_bot_pipeline(
         transport_output: The output transport (speaker side) the caller owns.
         after_output: Processors placed right after the output (an ``AudioBufferProcessor``
             records both sides there).
+        stt: An STT service to use instead of the Deepgram one the config describes (the
+            ready-made bot's offline mode passes local Whisper): speculation works with any STT.
+        tts: A TTS service to use instead of the ElevenLabs one (offline: local Piper).
 
     Returns:
         The pieces; run ``result.create_worker()`` and call ``result.close()`` after it ended.
@@ -462,9 +468,9 @@ def build_bot_pipeline(
         session_id=config.session_id,
         transcripts=config.log_transcripts,
     )
-    stt = _build_stt(config, observer)
+    stt = stt if stt is not None else _build_stt(config, observer)
     llm = _build_llm(config, observer)
-    tts = _build_tts(config, observer)
+    tts = tts if tts is not None else _build_tts(config, observer)
     context = LLMContext()
     aggregators = LLMContextAggregatorPair(context, user_params=_user_params(config, strategy))
     user_aggregator, assistant_aggregator = aggregators.user(), aggregators.assistant()

@@ -24,6 +24,7 @@ from pipecat_speculative.rag import (
     RetrievalSource,
     SerialRAGProcessor,
 )
+from pipecat_speculative.testing import Timeline
 from tests.rag.fakes import (
     FakeRetriever,
     RecordingLLM,
@@ -32,7 +33,6 @@ from tests.rag.fakes import (
     speculative_aggregator,
     stock_aggregator,
 )
-from tests.turns.timeline import Timeline
 
 
 def context(text: str, *, speculation: bool = False) -> LLMContextFrame:

@@ -6,10 +6,11 @@ from pipecat.frames.frames import InterimTranscriptionFrame, TranscriptionFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.tests.utils import SleepFrame, run_test
 
+from pipecat_speculative.testing import Timeline
+from pipecat_speculative.testing import final_transcription as _final
 from pipecat_speculative.turns.session_ending_frame import SessionEndingFrame
 from pipecat_speculative.turns.transcription_guard import TranscriptionGuard
 from tests.turns.test_speculative_strategy import Rig, user_messages
-from tests.turns.timeline import Timeline, _final
 
 
 def interim_then_final_back_to_back():
