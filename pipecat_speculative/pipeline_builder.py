@@ -160,7 +160,7 @@ class ServiceEndpoints:
         )
 
     def missing_keys(self) -> list[str]:
-        """Names of the keys that are empty (every built bot uses all three services)."""
+        """Names of the keys that are empty (a bot built from these endpoints uses all three)."""
         return [
             f.name
             for f in dataclasses.fields(self)
@@ -448,7 +448,10 @@ def build_bot_pipeline(
         ValueError: If a service key is missing. Every service would accept an empty key
             and fail only at the user's first turn; a configuration error belongs at start.
     """
-    if missing := config.endpoints.missing_keys():
+    # Only the services built from the endpoints need their keys: a passed-in STT or TTS has its own.
+    unused = {"deepgram_api_key"} if stt is not None else set()
+    unused |= {"elevenlabs_api_key"} if tts is not None else set()
+    if missing := [k for k in config.endpoints.missing_keys() if k not in unused]:
         raise ValueError(
             f"missing API key(s): {', '.join(missing)}; set them in ServiceEndpoints "
             "(ServiceEndpoints.for_standins() for the offline stand-ins)"
