@@ -12,6 +12,7 @@ PACKAGES = [
     "pipecat_speculative.turns",
     "pipecat_speculative.standins",
     "pipecat_speculative.transports",
+    "pipecat_speculative.profiles",
 ]
 
 
