@@ -21,8 +21,16 @@ from pipecat_speculative.profiles.profile import (
     ProfileVersionError,
     TurnTakingProfile,
 )
+from pipecat_speculative.profiles.store import (
+    DEFAULT_TTL_SECS,
+    ProfileStore,
+    RedisProfileStore,
+    SQLiteProfileStore,
+    hash_user_id,
+)
 
 __all__ = [
+    "DEFAULT_TTL_SECS",
     "MAX_JSON_BYTES",
     "MAX_OUTCOMES",
     "MAX_PATIENCE_PAUSES",
@@ -30,7 +38,11 @@ __all__ = [
     "PatiencePause",
     "PauseSample",
     "ProfileError",
+    "ProfileStore",
     "ProfileVersionError",
+    "RedisProfileStore",
     "SCHEMA_VERSION",
+    "SQLiteProfileStore",
     "TurnTakingProfile",
+    "hash_user_id",
 ]
