@@ -126,8 +126,8 @@ class ProfileStore(ABC):
     async def expire(self) -> int:
         """Remove every expired profile now; returns how many were removed."""
 
-    async def close(self):
-        """Release connections (nothing by default)."""  # noqa: B027 - optional hook
+    async def close(self):  # noqa: B027 - an optional hook, not abstract
+        """Release connections (nothing by default)."""
 
 
 class SQLiteProfileStore(ProfileStore):
@@ -324,7 +324,7 @@ class RedisProfileStore(ProfileStore):
         """Nothing to do: Redis removes expired keys itself."""
         return 0
 
-    async def close(self):
+    async def close(self):  # noqa: B027 - an optional hook, not abstract
         """Close the client if this store opened it."""
         if self._owns_client:
             await self._client.aclose()
