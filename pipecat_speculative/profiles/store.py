@@ -324,7 +324,7 @@ class RedisProfileStore(ProfileStore):
         """Nothing to do: Redis removes expired keys itself."""
         return 0
 
-    async def close(self):  # noqa: B027 - an optional hook, not abstract
+    async def close(self):
         """Close the client if this store opened it."""
         if self._owns_client:
             await self._client.aclose()
