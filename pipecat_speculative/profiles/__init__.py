@@ -28,6 +28,7 @@ from pipecat_speculative.profiles.store import (
     SQLiteProfileStore,
     hash_user_id,
 )
+from pipecat_speculative.profiles.warm_start import snapshot_profile, warm_start
 
 __all__ = [
     "DEFAULT_TTL_SECS",
@@ -45,4 +46,6 @@ __all__ = [
     "SQLiteProfileStore",
     "TurnTakingProfile",
     "hash_user_id",
+    "snapshot_profile",
+    "warm_start",
 ]
