@@ -9,7 +9,10 @@ not protect it). Keep the salt secret and stable: a new salt orphans every profi
 Profiles expire ``ttl_secs`` after their last ``put`` (a user who stopped calling is forgotten),
 and :meth:`ProfileStore.delete` removes one on request. A stored profile that cannot be read (a
 newer schema written by a newer process during a rolling deploy, a corrupt value) reads as
-``None`` with a warning: the call starts cold rather than failing.
+``None`` with a warning: the call starts cold rather than failing. So does a ``get`` while the
+backend is down (a locked or missing disk, Redis unreachable): a profile only makes a call
+better, so its absence must never stop one. ``put`` and ``delete`` raise instead: a deletion
+request must not fail silently, and a lost update is the caller's to log.
 """
 
 from __future__ import annotations
@@ -207,11 +210,15 @@ class SQLiteProfileStore(ProfileStore):
     async def get(self, user_id: str) -> TurnTakingProfile | None:
         """The user's profile, if stored, unexpired and readable."""
         key = self.key_for(user_id)
-        rows = await asyncio.to_thread(
-            self._query,
-            "SELECT profile FROM turn_taking_profiles WHERE key = ? AND expires_at > ?",
-            (key, self._clock()),
-        )
+        try:
+            rows = await asyncio.to_thread(
+                self._query,
+                "SELECT profile FROM turn_taking_profiles WHERE key = ? AND expires_at > ?",
+                (key, self._clock()),
+            )
+        except sqlite3.Error as e:
+            logger.warning(f"{self}: profile lookup failed, starting cold: {e}")
+            return None
         raw = rows[0][0] if rows else None
         return _decode(raw, f"{key[:12]}… in {self}")
 
@@ -307,8 +314,15 @@ class RedisProfileStore(ProfileStore):
 
     async def get(self, user_id: str) -> TurnTakingProfile | None:
         """The user's profile, if stored, unexpired and readable."""
+        from redis.exceptions import RedisError
+
         key = self.redis_key(user_id)
-        return _decode(await self._client.get(key), f"{key[:40]}…")
+        try:
+            raw = await self._client.get(key)
+        except (RedisError, OSError) as e:
+            logger.warning(f"{self}: profile lookup failed, starting cold: {e}")
+            return None
+        return _decode(raw, f"{key[:40]}…")
 
     async def put(self, user_id: str, profile: TurnTakingProfile):
         """Store the user's profile; Redis expires it ``ttl_secs`` from now."""

@@ -13,6 +13,7 @@ from pipecat_speculative.profiles import (
     TurnTakingProfile,
     hash_user_id,
 )
+from tests.profiles.conftest import free_loopback_port
 
 SALT = "test-salt-0123456789abcdef"
 PHONE = "+15550100"
@@ -310,3 +311,23 @@ async def test_redis_a_fleet_of_processes_shares_profiles(redis_server, redis_cl
     assert (await store.get(PHONE)).turns_seen == 9
     for worker in (1, 2):
         assert (await store.get(f"seen-by-{worker}")).speculation_delay_secs == 0.42
+
+
+async def test_redis_down_reads_as_a_cold_start_but_a_deletion_fails_loudly():
+    from redis.exceptions import RedisError
+
+    port = free_loopback_port()  # nothing listens there
+    store = RedisProfileStore(url=f"redis://127.0.0.1:{port}/0", salt=SALT)
+    try:
+        assert await store.get(PHONE) is None
+        with pytest.raises(RedisError):
+            await store.delete(PHONE)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_unusable_file_reads_as_a_cold_start(tmp_path):
+    store = SQLiteProfileStore(tmp_path / "p.db", salt=SALT)
+    store.path.unlink()
+    store.path.mkdir()  # the file is now a directory: every query fails
+    assert await store.get(PHONE) is None
