@@ -52,7 +52,7 @@ MAX_PATIENCE_PAUSES = 16
 """Resumed pauses kept for commit patience (its own memory holds 16)."""
 
 MAX_JSON_BYTES = 16_384
-"""Serialized profiles larger than this are refused unread (a full one is about 3 KB)."""
+"""Serialized profiles larger than this are refused unread (a full one is under 2 KB)."""
 
 MAX_PAUSE_SECS = 60.0
 """A pause longer than a minute is not turn-taking any more; longer ones are clamped."""
@@ -149,10 +149,10 @@ class TurnTakingProfile:
         readiness_secs: Estimated speculation start → answer ready, if one was ever measured.
         readiness_measurements: How many measurements that estimate rests on (all sessions).
         patience_pauses: Recent pauses that called for commit patience, with their age.
-        commit_patience_secs: The patience the most recent of those pauses calls for (factor ×
-            pause + margin, within the patience bounds), for reports and the tuner. A warm start
-            does not impose it on the next session's turns: it restores ``patience_pauses``
-            with their age and lets commit patience's own memory decide.
+        commit_patience_secs: The patience those pauses call for (factor × the longest +
+            margin, within the patience bounds; the floor if there are none), for reports and
+            the tuner. A warm start does not impose it on the next session's turns: it restores
+            ``patience_pauses`` with their age and lets commit patience's own memory decide.
         cut_ins: Commits that cut the user off (all sessions).
         turns_seen: User turns this profile has seen (all sessions).
         sessions_seen: Sessions folded into this profile.
