@@ -297,7 +297,7 @@ class RedisProfileStore(ProfileStore):
             self._owns_client = True
         else:
             self._owns_client = False
-        self._client = client
+        self._redis = client
         self._namespace = namespace
 
     def __str__(self):
@@ -318,7 +318,7 @@ class RedisProfileStore(ProfileStore):
 
         key = self.redis_key(user_id)
         try:
-            raw = await self._client.get(key)
+            raw = await self._redis.get(key)
         except (RedisError, OSError) as e:
             logger.warning(f"{self}: profile lookup failed, starting cold: {e}")
             return None
@@ -326,13 +326,13 @@ class RedisProfileStore(ProfileStore):
 
     async def put(self, user_id: str, profile: TurnTakingProfile):
         """Store the user's profile; Redis expires it ``ttl_secs`` from now."""
-        await self._client.set(
+        await self._redis.set(
             self.redis_key(user_id), profile.to_json(), px=max(1, int(self._ttl * 1000))
         )
 
     async def delete(self, user_id: str) -> bool:
         """Delete the user's profile. True if one was stored."""
-        return bool(await self._client.delete(self.redis_key(user_id)))
+        return bool(await self._redis.delete(self.redis_key(user_id)))
 
     async def expire(self) -> int:
         """Nothing to do: Redis removes expired keys itself."""
@@ -341,4 +341,4 @@ class RedisProfileStore(ProfileStore):
     async def close(self):
         """Close the client if this store opened it."""
         if self._owns_client:
-            await self._client.aclose()
+            await self._redis.aclose()

@@ -97,7 +97,7 @@ async def test_a_different_salt_sees_nothing(store):
     if isinstance(store, SQLiteProfileStore):
         other = SQLiteProfileStore(store.path, salt="another-salt-0123456789")
     else:
-        other = RedisProfileStore(store._client, salt="x" * 20)
+        other = RedisProfileStore(store._redis, salt="x" * 20)
     assert await other.get(PHONE) is None
 
 
