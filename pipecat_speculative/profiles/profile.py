@@ -266,7 +266,10 @@ class TurnTakingProfile:
         """
 
         def secs(value: float, high: float) -> float:
-            return round(min(high, max(0.0, float(value))), _PRECISION)
+            value = float(value)
+            if math.isnan(value):
+                return 0.0  # an estimate gone wrong is no evidence
+            return round(min(high, max(0.0, value)), _PRECISION)
 
         pause_list = [PauseSample(secs(s, MAX_PAUSE_SECS), bool(r)) for s, r in pauses]
         outcome_list = [bool(o) for o in recent_outcomes]
@@ -275,7 +278,7 @@ class TurnTakingProfile:
             for t, s in patience_pauses
         ]
         readiness = None
-        if readiness_secs is not None and readiness_secs > 0:
+        if readiness_secs is not None and secs(readiness_secs, MAX_READINESS_SECS) > 0:
             readiness = max(0.001, secs(readiness_secs, MAX_READINESS_SECS))
         return cls(
             speculation_delay_secs=secs(speculation_delay_secs, MAX_DELAY_SECS),

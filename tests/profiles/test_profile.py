@@ -2,6 +2,8 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipecat_speculative.profiles import (
     MAX_JSON_BYTES,
@@ -187,3 +189,36 @@ def test_the_constructor_refuses_what_bounded_would_clamp():
         TurnTakingProfile(patience_pauses=(PatiencePause(1, -0.5),))
     with pytest.raises(ProfileVersionError):
         TurnTakingProfile(schema_version=SCHEMA_VERSION + 1)
+
+
+finite = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    delay=finite,
+    pauses=st.lists(st.tuples(finite, st.booleans()), max_size=150),
+    outcomes=st.lists(st.booleans(), max_size=150),
+    readiness=st.one_of(st.none(), finite),
+    patience=st.lists(st.tuples(st.integers(-5, 5000), finite), max_size=40),
+    counts=st.tuples(*[st.integers(-10, 10**10)] * 4),
+)
+def test_any_live_state_bounds_into_a_profile_that_round_trips_exactly(
+    delay, pauses, outcomes, readiness, patience, counts
+):
+    # NaN and infinities included: a live estimate gone wrong must still bound into a profile.
+    profile = TurnTakingProfile.bounded(
+        speculation_delay_secs=delay,
+        pauses=pauses,
+        recent_outcomes=outcomes,
+        readiness_secs=readiness,
+        readiness_measurements=counts[0],
+        patience_pauses=patience,
+        cut_ins=counts[1],
+        turns_seen=counts[2],
+        sessions_seen=counts[3],
+        updated_at=1.0,
+    )
+    text = profile.to_json()
+    assert len(text) <= MAX_JSON_BYTES
+    assert TurnTakingProfile.from_json(text) == profile
