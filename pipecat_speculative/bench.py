@@ -11,7 +11,9 @@ ground truth:
 
 - ``latency_ms``: t0 (VAD stop − stop_secs) → bot audio plays, over the turns that answered a
   finished user (a commit inside a pause the user went on after is a false commit, scored
-  separately); ``_rag`` / ``_plain`` split by the scenario's ``needs_rag``;
+  separately); ``_rag`` / ``_plain`` split by the scenario's ``needs_rag`` (a needs-RAG turn
+  counts as a RAG turn only when its record shows retrieval delivered, ``rag_done`` or
+  ``rag_skip``; else it is in ``_rag_unretrieved``);
   ``first_turn`` / ``later_turn`` by position in the session; ``withdrawal_turn``: turns where at
   least one speculation was withdrawn.
 - ``cancel_rate``: withdrawn / resolved speculations (tool-call withdrawals excluded).
@@ -25,6 +27,15 @@ ground truth:
 - ``answers_per_committed_turn``: distinct answers that reached the output / committed turns.
 - ``limit_ms`` (top level): what the profile allows at best: VAD stop + LLM first sentence + TTS
   first audio, or the earliest commit when later.
+
+- ``rag``: every system retrieves on every turn from the sample document, through the real
+  pinecone SDK against a Pinecone stand-in on the profile's ``rag_query_secs``
+  (:mod:`pipecat_speculative.bench_rag`): ``stock`` and ``eager_flux`` serially, inside
+  ``process_frame``, for every context (for ``eager_flux`` the eager context is the answer), the
+  plugin's systems with the parallel processor. The block counts retrievals started, joined,
+  reused, contexts dropped, timeouts and errors, per committed turn, and the backend calls per
+  distinct query. The top-level ``rag`` block says how, and (without ``--quick``) the local
+  store's query latency at 10k chunks.
 
 The bot's answers play at ``playback_speed`` (2.5× by default): the stand-in's answers are long,
 and the latency (to the first audio) does not depend on how fast the rest plays.
@@ -45,9 +56,20 @@ from loguru import logger
 from rich.console import Console
 from rich.table import Table
 
+from pipecat_speculative.bench_rag import (
+    RecordingRetriever,
+    RetrievalCall,
+    SampleKnowledgeBase,
+    add_rag_rows,
+    local_store_latency,
+    rag_available,
+    rag_block,
+    widen_default_executor,
+)
 from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
 from pipecat_speculative.offline_session import SessionResult, run_scenario_session
 from pipecat_speculative.pipeline_builder import BotPipelineConfig, SystemKind
+from pipecat_speculative.rag.rag_config import RAGConfig
 from pipecat_speculative.scenarios.player import RenderedScenario, TurnPlayback, render_scenario
 from pipecat_speculative.scenarios.scenario import (
     Scenario,
@@ -130,6 +152,10 @@ class BenchOptions:
         warm: Warm connections before the first turn (when the warm services exist).
         playback_speed: Speed of the bot's playback (first audio is timed exactly either way).
         systems: Which systems to run.
+        rag: Retrieve on every turn (the sample document, Pinecone stand-in); off, or without
+            the ``rag`` and ``pinecone`` extras, no system retrieves.
+        store_latency: Measure the local store's query latency at 10k chunks once (not with
+            ``quick``).
     """
 
     scenarios_dir: Path | None = None
@@ -141,6 +167,8 @@ class BenchOptions:
     warm: bool = True
     playback_speed: float = 2.5
     systems: Sequence[SystemKind] = BENCH_SYSTEMS
+    rag: bool = True
+    store_latency: bool = True
 
 
 @dataclass
@@ -165,6 +193,7 @@ class _SystemRun:
     system: SystemKind
     results: list[SessionResult] = field(default_factory=list)
     stacks: list[StandinStack] = field(default_factory=list)
+    retrievals: dict[str, list[RetrievalCall]] = field(default_factory=dict)
 
 
 def quick_scenarios() -> list[Scenario]:
@@ -288,7 +317,7 @@ def score_sessions(
     reported_waste = sum(s.wasted_prompt_tokens + s.wasted_completion_tokens for s in summaries)
     abandoned_tokens, abandoned = _standin_waste(stacks)
     answers = sum(t.record.answers for t in scored)
-    retrieval_ran = any(t.record.moment("rag_done") is not None for t in scored)
+    retrieval_ran = any(_retrieved(t) for t in scored)
 
     def stage_p50(name: str) -> float | None:
         values = [v for t in answering if (v := t.record.stage(name)) is not None]
@@ -296,9 +325,9 @@ def score_sessions(
 
     return {
         "latency_ms": _p(totals(answering)),
-        "latency_ms_rag": _p(totals([t for t in answering if t.needs_rag and retrieval_ran])),
+        "latency_ms_rag": _p(totals([t for t in answering if t.needs_rag and _retrieved(t)])),
         "latency_ms_rag_unretrieved": _p(
-            totals([t for t in answering if t.needs_rag and not retrieval_ran])
+            totals([t for t in answering if t.needs_rag and not _retrieved(t)])
         ),
         "retrieval_ran": retrieval_ran,
         "latency_ms_plain": _p(totals([t for t in answering if not t.needs_rag])),
@@ -359,6 +388,11 @@ def score_sessions(
         "sessions": len(results),
         "wall_secs": round(max((r.wall_secs for r in results), default=0.0), 1),
     }
+
+
+def _retrieved(turn: ScoredTurn) -> bool:
+    """Retrieval delivered to this turn's answer: done for it, or a finished result reused."""
+    return turn.record.moment("rag_done") is not None or turn.record.moment("rag_skip") is not None
 
 
 def _debounce_block(result: SessionResult) -> dict[str, Any]:
@@ -466,23 +500,35 @@ async def _run_system(
     options: BenchOptions,
     *,
     concurrent_scenarios: bool,
+    knowledge: SampleKnowledgeBase | None = None,
 ) -> _SystemRun:
     run = _SystemRun(system)
-    stack = StandinStack(replace(profile))
+    stack = StandinStack(replace(profile), pinecone=knowledge is not None)
     run.stacks.append(stack)
     config = BotPipelineConfig(system=system, warm=options.warm, log_turns=False)
     async with stack:
+        retriever = (
+            await knowledge.pinecone_retriever(stack.pinecone)
+            if knowledge is not None and stack.pinecone is not None
+            else None
+        )
+
+        async def one_session(scenario: RenderedScenario) -> SessionResult:
+            if retriever is None:
+                return await run_scenario_session(
+                    scenario, stack, config, playback_speed=options.playback_speed
+                )
+            recording = RecordingRetriever(retriever)
+            session_config = replace(config, rag=RAGConfig(retriever=recording))
+            result = await run_scenario_session(
+                scenario, stack, session_config, playback_speed=options.playback_speed
+            )
+            run.retrievals[result.session_id] = recording.calls
+            return result
 
         async def sessions_of(scenario: RenderedScenario) -> list[SessionResult]:
             return list(
-                await asyncio.gather(
-                    *(
-                        run_scenario_session(
-                            scenario, stack, config, playback_speed=options.playback_speed
-                        )
-                        for _ in range(options.sessions)
-                    )
-                )
+                await asyncio.gather(*(one_session(scenario) for _ in range(options.sessions)))
             )
 
         if concurrent_scenarios:
@@ -509,14 +555,27 @@ async def _run_profile(
     profile: LatencyProfile,
     rendered: Sequence[RenderedScenario],
     options: BenchOptions,
+    knowledge: SampleKnowledgeBase | None = None,
 ) -> dict[str, Any]:
     runs = await asyncio.gather(
         *(
-            _run_system(s, rendered, profile, options, concurrent_scenarios=options.quick)
+            _run_system(
+                s,
+                rendered,
+                profile,
+                options,
+                concurrent_scenarios=options.quick,
+                knowledge=knowledge,
+            )
             for s in options.systems
         )
     )
     systems = {run.system.value: score_sessions(run.results, run.stacks) for run in runs}
+    if knowledge is not None:
+        for run in runs:
+            systems[run.system.value]["rag"] = rag_block(
+                run.results, run.retrievals, stacks=run.stacks
+            )
     limit = limit_ms(profile)
     return {
         "profile": profile.to_dict(),
@@ -554,17 +613,18 @@ async def run_bench(options: BenchOptions, console: Console | None = None) -> di
     with console.status("rendering user speech (Piper, cached)"):
         rendered = [await render_scenario(s) for s in scenarios]
     render_secs = time.monotonic() - started
+    knowledge, rag_info = await _prepare_rag(options, console)
     console.print(
         f"bench: {len(scenarios)} scenarios ({', '.join(s.name for s in scenarios)}), "
         f"{sum(len(s.turns) for s in scenarios)} user turns, systems "
         f"{', '.join(s.value for s in options.systems)} × {options.sessions} session(s), "
         f"concurrently; profiles {', '.join(name for name, _ in profiles)} one after the "
-        f"other; warm {'on' if options.warm else 'off'}"
+        f"other; warm {'on' if options.warm else 'off'}; retrieval {rag_info['retriever']}"
     )
     blocks: dict[str, Any] = {}
     for name, profile in profiles:
         with console.status(f"profile {name}: running the conversations in real time"):
-            blocks[name] = await _run_profile(profile, rendered, options)
+            blocks[name] = await _run_profile(profile, rendered, options, knowledge)
     first = next(iter(blocks.values()))
     warm_found = any(s["warm"] for b in blocks.values() for s in b["systems"].values())
     document: dict[str, Any] = {
@@ -576,6 +636,7 @@ async def run_bench(options: BenchOptions, console: Console | None = None) -> di
         "warm": options.warm,
         "warm_services_available": warm_found,
         "playback_speed": options.playback_speed,
+        "rag": rag_info,
         **first,
         "profiles": blocks,
         "runtime_secs": {
@@ -591,6 +652,36 @@ async def run_bench(options: BenchOptions, console: Console | None = None) -> di
         console.print(f"wrote {path}")
     logger.debug(f"bench finished in {document['runtime_secs']['total']} s")
     return document
+
+
+async def _prepare_rag(
+    options: BenchOptions, console: Console
+) -> tuple[SampleKnowledgeBase | None, dict[str, Any]]:
+    """The run's knowledge base (embedded once) and the top-level ``rag`` block.
+
+    The local store's latency at 10k chunks is measured here, before any session runs, so it
+    neither slows a session nor is slowed by one.
+    """
+    if not options.rag:
+        return None, {"retriever": "none (--no-rag)"}
+    if not rag_available():
+        logger.warning("bench: the rag and pinecone extras are not installed; no retrieval runs")
+        return None, {"retriever": "none (rag/pinecone extras missing)"}
+    widen_default_executor()
+    knowledge = SampleKnowledgeBase()
+    with console.status("embedding the sample document"):
+        records = await knowledge.records()
+    info: dict[str, Any] = {
+        "retriever": "Pinecone stand-in via the pinecone SDK, local MiniLM embeddings",
+        "document": knowledge.documents[0].name,
+        "chunks": len(records),
+        "serial_systems": [SystemKind.STOCK.value, SystemKind.EAGER_FLUX.value],
+        "local_store_latency": None,
+    }
+    if options.store_latency and not options.quick:
+        with console.status("measuring the local store at 10k chunks"):
+            info["local_store_latency"] = await local_store_latency(knowledge.embedder)
+    return knowledge, info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -612,6 +703,13 @@ def print_bench_document(document: dict[str, Any], console: Console):
     for name, block in blocks.items():
         print_bench_table(block, console, profile_name=name)
         print_debounce(block, console)
+    latency = (document.get("rag") or {}).get("local_store_latency")
+    if latency:
+        console.print(
+            f"local store at {latency['chunks']:,} chunks: embed + search p50 "
+            f"{latency['total_p50_ms']:.1f} ms (embed {latency['embed_p50_ms']:.1f}, search "
+            f"{latency['search_p50_ms']:.1f}; reported, not asserted)"
+        )
     console.print(
         f"runtime {document['runtime_secs']['total']} s (render {document['runtime_secs']['render']} s); "
         f"warm {'on' if document['warm'] else 'off'}"
@@ -725,6 +823,7 @@ def print_bench_table(block: dict[str, Any], console: Console, *, profile_name: 
         ),
     )
     table.add_row("debounce changes", *(str(len(s["debounce_changes"])) for s in systems.values()))
+    add_rag_rows(table, systems)
     console.print(table)
     console.print("[dim](×) = ratio to stock; latency in ms from the real end of speech[/]")
 

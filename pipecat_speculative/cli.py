@@ -171,6 +171,16 @@ def demo(
             "--profile", help="Latency profile: reference, slow, fast, or a YAML/JSON file."
         ),
     ] = None,
+    rag: Annotated[
+        str,
+        typer.Option(
+            "--rag",
+            help=(
+                "Where the bot retrieves the sample document from: local (embedded store in "
+                "OUT/rag_store), pinecone (Pinecone stand-in via the pinecone SDK), none."
+            ),
+        ),
+    ] = "local",
 ):
     """Run the speculative bot offline on the built-in conversation; print waterfalls."""
     import asyncio
@@ -180,7 +190,9 @@ def demo(
     with _user_errors():
         _check_scenario(scenario)
         _check_profile(profile)
-    asyncio.run(run_demo(out_dir=out, scenario=scenario, profile_path=profile))
+        if rag not in ("local", "pinecone", "none"):
+            raise InputError(f"--rag must be local, pinecone or none, not {rag!r}")
+    asyncio.run(run_demo(out_dir=out, scenario=scenario, profile_path=profile, rag=rag))
 
 
 @app.command()
@@ -207,6 +219,9 @@ def bench(
     ] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     no_warm: Annotated[bool, typer.Option("--no-warm", help="Do not warm connections.")] = False,
+    no_rag: Annotated[
+        bool, typer.Option("--no-rag", help="No retrieval (no system uses the sample document).")
+    ] = False,
 ):
     """Compare stock, eager_flux and speculative on the same audio, one table per profile."""
     import asyncio
@@ -231,6 +246,7 @@ def bench(
         quick=quick,
         json_path=json_path,
         warm=not no_warm,
+        rag=not no_rag,
     )
     asyncio.run(run_bench(options))
 

@@ -8,6 +8,12 @@ the speculative strategy with the adaptive debounce and the free-patience commit
 speculation-aware OpenAI service). While it runs, a progress line follows the conversation; each
 turn's waterfall is printed as the turn timing observer closes it, then the summary.
 
+The bot retrieves from the sample document (the "omni dimension" proposal) with the plugin's
+parallel RAG: by default from the embedded local store in ``OUT/rag_store`` (what an offline
+bot uses: local MiniLM embeddings, no server), or ``rag="pinecone"`` through the real pinecone
+SDK against a Pinecone stand-in that takes the profile's ``rag_query_secs``. The RAG turn's
+waterfall shows retrieval starting while the user is still speaking or in the pause.
+
 Writes ``OUT/demo_turns.jsonl`` (turn timing records, readable by ``pipecat-speculative
 report``), ``OUT/demo_conversation.wav`` (both sides, 16 kHz mono) and ``OUT/demo.log`` (the
 debug log of the run).
@@ -27,6 +33,11 @@ from rich.table import Table
 from rich.text import Text
 
 from pipecat_speculative.bench import score_session
+from pipecat_speculative.bench_rag import (
+    SampleKnowledgeBase,
+    rag_available,
+    widen_default_executor,
+)
 from pipecat_speculative.metrics.sinks.jsonl_sink import JSONLSink
 from pipecat_speculative.metrics.turn_record import SessionSummary, TurnRecord
 from pipecat_speculative.offline_session import (
@@ -35,6 +46,8 @@ from pipecat_speculative.offline_session import (
     run_scenario_session,
 )
 from pipecat_speculative.pipeline_builder import BotPipelineConfig, SystemKind
+from pipecat_speculative.rag.base_retriever import BaseRetriever
+from pipecat_speculative.rag.rag_config import RAGConfig
 from pipecat_speculative.scenarios.player import TurnPlayback, render_scenario
 from pipecat_speculative.scenarios.scenario import load_builtin_scenario, load_scenario
 from pipecat_speculative.standins.profile import LatencyProfile
@@ -42,6 +55,7 @@ from pipecat_speculative.standins.standin_stack import StandinStack
 
 __all__ = [
     "DEFAULT_DEMO_SCENARIO",
+    "DEMO_RAG_BACKENDS",
     "print_summary",
     "print_waterfall",
     "run_demo",
@@ -51,10 +65,16 @@ __all__ = [
 DEFAULT_DEMO_SCENARIO = "reference_conversation"
 """The built-in scenario the demo plays by default."""
 
+DEMO_RAG_BACKENDS: tuple[str, ...] = ("local", "pinecone", "none")
+"""Where the demo retrieves from: the local store (default), the Pinecone stand-in, nowhere."""
+
 _BAR_WIDTH = 24
 
 _MOMENT_LABELS: tuple[tuple[str, str], ...] = (
     ("vad_stop", "VAD stop"),
+    ("rag_start", "retrieval starts"),
+    ("rag_done", "retrieval done (context released)"),
+    ("rag_skip", "retrieval reused (cached)"),
     ("llm_request", "LLM start (answering inference)"),
     ("llm_first_token", "LLM first token"),
     ("first_sentence", "first sentence"),
@@ -77,7 +97,12 @@ def waterfall_rows(record: TurnRecord) -> list[tuple[float, str, str]]:
     for name, label in _MOMENT_LABELS:
         at = record.moment(name)
         if at is not None:
+            # A retrieval prefetched while the user spoke starts before t0: the record clamps
+            # it to 0 and keeps the real (negative) value in ``clamped``.
+            at = record.clamped.get(f"moment:{name}", at)
             style = "bold green" if name == "bot_started_speaking" else ""
+            if name.startswith("rag_"):
+                style = "magenta"
             rows.append((at, label, style))
     for pos, spec in enumerate(record.speculations):
         # A speculation from an earlier pause of the turn started before t0: its record clamps
@@ -133,7 +158,13 @@ def print_waterfall(record: TurnRecord, console: Console, *, false_commit: bool 
         f"  answers {record.answers}, speculations {record.speculations_started} "
         f"({record.speculations_adopted} adopted, {record.speculations_withdrawn} withdrawn), "
         f"wasted {wasted} tokens, after commit "
-        f"{_ms(record.stage('after_commit'))} ms, turn detection {_ms(record.stage('turn_detection'))} ms\n"
+        f"{_ms(record.stage('after_commit'))} ms, turn detection {_ms(record.stage('turn_detection'))} ms"
+        + (
+            f", first retrieval start → context released {_ms(record.stage('rag'))} ms"
+            if record.stage("rag") is not None
+            else ""
+        )
+        + "\n"
     )
 
 
@@ -199,7 +230,27 @@ def print_summary(result: SessionResult, console: Console):
         f"false commits (committed while the user was not done): {len(false_commits)}"
         + (f" (turns {', '.join(map(str, false_commits))})" if false_commits else "")
     )
+    if result.rag_counters:
+        c = result.rag_counters
+        console.print(
+            f"retrieval: {c['retrievals_started']} started, {c['retrievals_joined']} joined in "
+            f"flight, {c['retrievals_reused']} reused, {c['contexts_dropped']} contexts dropped, "
+            f"{c['timeouts']} timeouts, {c['errors']} errors"
+        )
     console.print(f"session wall time {result.wall_secs:.1f} s")
+
+
+async def _demo_retriever(
+    knowledge: SampleKnowledgeBase, backend: str, stack: StandinStack, out_dir: Path
+) -> tuple[BaseRetriever, str]:
+    """The demo bot's retriever on the sample document (embedded once, stored idempotently)."""
+    if backend == "pinecone":
+        assert stack.pinecone is not None
+        widen_default_executor()
+        retriever = await knowledge.pinecone_retriever(stack.pinecone)
+        return retriever, f"the Pinecone stand-in (pinecone SDK, {stack.pinecone.base_url})"
+    directory = out_dir / "rag_store"
+    return await knowledge.local_retriever(directory), f"the local store {directory}"
 
 
 def _configure_logging(log_path: Path):
@@ -217,6 +268,7 @@ async def run_demo(
     console: Console | None = None,
     configure_logging: bool = True,
     playback_speed: float = 1.0,
+    rag: str = "local",
 ) -> SessionResult:
     """Run the demo and print its waterfalls and summary.
 
@@ -229,11 +281,19 @@ async def run_demo(
             terminal (the CLI does; tests keep their own logging).
         playback_speed: Speed of the bot's playback; real time by default (the WAV is only
             faithful in real time).
+        rag: Where the bot retrieves the sample document from (:data:`DEMO_RAG_BACKENDS`):
+            ``local`` (the embedded store in ``OUT/rag_store``), ``pinecone`` (the real SDK
+            against a Pinecone stand-in on the profile's ``rag_query_secs``) or ``none``.
 
     Returns:
         The session result.
     """
     console = console or Console()
+    if rag not in DEMO_RAG_BACKENDS:
+        raise ValueError(f"rag must be one of {', '.join(DEMO_RAG_BACKENDS)}, not {rag!r}")
+    if rag != "none" and not rag_available():
+        logger.warning("demo: the rag and pinecone extras are not installed; no retrieval")
+        rag = "none"
     out_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
     if configure_logging:
         _configure_logging(out_dir / "demo.log")
@@ -258,6 +318,7 @@ async def run_demo(
     config = BotPipelineConfig(
         system=SystemKind.SPECULATIVE, sinks=[JSONLSink(jsonl_path)], log_turns=False
     )
+    knowledge = SampleKnowledgeBase() if rag != "none" else None
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -272,7 +333,14 @@ async def run_demo(
         probe = SessionResult(SystemKind.SPECULATIVE, "", "", records=[record], playbacks=playbacks)
         return any(t.false_commit for t in score_session(probe))
 
-    async with StandinStack(profile) as stack:
+    async with StandinStack(profile, pinecone=rag == "pinecone") as stack:
+        if knowledge is not None:
+            retriever, where = await _demo_retriever(knowledge, rag, stack, out_dir)
+            config.rag = RAGConfig(retriever=retriever)
+            console.print(
+                f"knowledge base: {knowledge.documents[0].name} "
+                f"({len(await knowledge.records())} chunks) in {where}; parallel RAG"
+            )
         with progress:
             task = progress.add_task("starting the bot", total=len(rendered.turns))
 

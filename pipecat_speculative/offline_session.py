@@ -45,10 +45,24 @@ from pipecat_speculative.transports.scenario_audio_input import ScenarioAudioInp
 from pipecat_speculative.turns.adaptive_debounce import DebounceState
 
 __all__ = [
+    "RAG_COUNTERS",
     "SessionResult",
     "quiet_standin_server_errors",
+    "rag_counters",
     "run_scenario_session",
 ]
+
+RAG_COUNTERS: tuple[str, ...] = (
+    "retrievals_started",
+    "prefetches_started",
+    "prefetch_hits",
+    "retrievals_joined",
+    "retrievals_reused",
+    "contexts_dropped",
+    "timeouts",
+    "errors",
+)
+"""What a session reports about its retrieval, whatever processor ran it."""
 
 TurnCallback = Callable[[TurnRecord], Awaitable[None] | None]
 
@@ -71,6 +85,18 @@ def quiet_standin_server_errors(log_path: Path | None = None):
     server_log.propagate = False
 
 
+def rag_counters(processor: Any) -> dict[str, int]:
+    """The counters of a RAG processor under the names of :data:`RAG_COUNTERS`.
+
+    The serial baseline counts only what it can do (it never joins, reuses or drops: each
+    context retrieves for itself), so its other counters are 0, which is the comparison.
+    """
+    counters = {name: int(getattr(processor, name, 0) or 0) for name in RAG_COUNTERS}
+    if hasattr(processor, "retrievals") and not hasattr(processor, "retrievals_started"):
+        counters["retrievals_started"] = int(processor.retrievals)
+    return counters
+
+
 @dataclass
 class SessionResult:
     """What one session measured, next to what really happened.
@@ -86,6 +112,8 @@ class SessionResult:
         audio: The conversation (user and bot mixed, 16 kHz mono PCM16), when recorded.
         warm_available: Whether warm services were used.
         debounce: The speculative strategy's debounce at the end (``speculative`` only).
+        rag_counters: The RAG processor's counters at the end (``retrievals_started``,
+            ``retrievals_joined``, ...; see :func:`rag_counters`), empty without RAG.
     """
 
     system: SystemKind
@@ -98,6 +126,7 @@ class SessionResult:
     audio: bytes | None = None
     warm_available: bool = False
     debounce: DebounceState | None = None
+    rag_counters: dict[str, int] = field(default_factory=dict)
 
     def write_wav(self, path: str | Path) -> Path | None:
         """Write the recorded conversation as a WAV file (None when nothing was recorded)."""
@@ -215,6 +244,8 @@ async def run_scenario_session(
     result.summary = bot.observer.summary()
     if bot.strategy is not None:
         result.debounce = bot.strategy.debounce.state
+    if bot.rag is not None:
+        result.rag_counters = rag_counters(bot.rag)
     if recorded:
         result.audio = b"".join(recorded)
     return result

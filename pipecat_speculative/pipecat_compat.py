@@ -13,6 +13,8 @@ the runtime services, and each service should pull in only its own Pipecat servi
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ __all__ = [
     "PrivateHook",
     "call_event_handler",
     "deepgram_connection",
+    "deepgram_skip_malformed_messages",
     "mark_turn_open_at_gate",
     "openai_client",
     "register_event_handler",
@@ -92,6 +95,7 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("pipecat.services.llm_service.LLMService", "_speculation_gate"),
     ("pipecat.services.openai.base_llm.BaseOpenAILLMService", "_client"),
     (_DEEPGRAM, "_connection"),
+    (_DEEPGRAM, "_client"),
     ("pipecat.services.websocket_service.WebsocketService", "_websocket"),
     ("pipecat.services.tts_service.TTSService", "_turn_context_id"),
     ("pipecat.services.tts_service.TTSService", "_reuse_context_id_within_turn"),
@@ -142,6 +146,43 @@ def openai_client(llm: Any) -> Any | None:
 def deepgram_connection(stt: Any) -> Any | None:
     """The live Deepgram SDK connection of a ``DeepgramSTTService``, or None when disconnected."""
     return getattr(stt, "_connection", None)
+
+
+def deepgram_skip_malformed_messages(stt: Any, on_skip: Callable[[str], None]) -> bool:
+    """Make a ``DeepgramSTTService`` skip a text message that is not JSON instead of reconnecting.
+
+    The Deepgram SDK's listening loop ends on the first message ``json.loads`` refuses; Pipecat
+    then drops the socket and backs off before reconnecting (seconds of the user's speech are
+    not transcribed). The SDK connection's websocket (its private ``_websocket``) is wrapped as
+    each connection opens, through the service's SDK client (Pipecat's private ``_client``).
+
+    Args:
+        stt: The service.
+        on_skip: Called with each skipped message.
+
+    Returns:
+        Whether the hook could be installed (False when the SDK no longer has the shape).
+    """
+    v1 = getattr(getattr(getattr(stt, "_client", None), "listen", None), "v1", None)
+    inner = getattr(v1, "connect", None)
+    if inner is None:
+        return False
+    if getattr(inner, "skips_malformed_messages", False):
+        return True
+
+    @contextlib.asynccontextmanager
+    async def connect(*args: Any, **kwargs: Any):
+        async with inner(*args, **kwargs) as connection:
+            websocket = getattr(connection, "_websocket", None)
+            if websocket is not None:
+                from pipecat_speculative.services.malformed_json_guard import MalformedJSONGuard
+
+                connection._websocket = MalformedJSONGuard(websocket, on_skip)
+            yield connection
+
+    connect.skips_malformed_messages = True  # type: ignore[attr-defined]
+    v1.connect = connect
+    return True
 
 
 # -- TTS ----------------------------------------------------------------------------------------

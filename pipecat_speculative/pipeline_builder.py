@@ -23,6 +23,7 @@ loopback stand-ins offline, the real APIs in production.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,7 @@ from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from pipecat.services.llm_service import LLMService
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
 from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
     SpeechTimeoutUserTurnStopStrategy,
 )
@@ -55,6 +57,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipecat_speculative.frames import SpeculationStage
 from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.transcript_redaction import TranscriptRedaction
 from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
 from pipecat_speculative.processors.speculative_output_gate import SpeculativeOutputGate
 from pipecat_speculative.rag import (
@@ -63,6 +66,7 @@ from pipecat_speculative.rag import (
     RAGTranscriptTap,
     SerialRAGProcessor,
 )
+from pipecat_speculative.secret_log_filter import install_secret_log_filter, mask_secret
 from pipecat_speculative.services.speculative_elevenlabs_tts_service import (
     SpeculativeElevenLabsTTSService,
 )
@@ -84,6 +88,8 @@ __all__ = [
     "build_bot_pipeline",
     "warm_llm_available",
 ]
+
+install_secret_log_filter()
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful voice assistant. Answer in short spoken sentences, without lists or "
@@ -153,6 +159,24 @@ class ServiceEndpoints:
             elevenlabs_api_key=api_key,
         )
 
+    def missing_keys(self) -> list[str]:
+        """Names of the keys that are empty (every built bot uses all three services)."""
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.name.endswith("_api_key") and not getattr(self, f.name).strip()
+        ]
+
+    def __repr__(self) -> str:
+        """Addresses in full, keys masked: a config logged or shown in a traceback leaks no key."""
+        fields = ", ".join(
+            f"{f.name}={mask_secret(getattr(self, f.name))!r}"
+            if f.name.endswith("_api_key")
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+        )
+        return f"{type(self).__name__}({fields})"
+
 
 @dataclass
 class BotPipelineConfig:
@@ -175,11 +199,14 @@ class BotPipelineConfig:
         deepgram_tag: Deepgram request tag (the stand-in picks a session's script by it).
         sinks: Turn timing sinks (JSONL, Prometheus, ...).
         log_turns: Log one line per turn from the observer.
+        log_transcripts: What that line's bound record keeps of the user's words: ``drop``
+            (default), ``hash`` or ``off``.
         user_turn_stop_timeout_secs: The user aggregator's watchdog: a turn with no stop after
             this long is stopped anyway, so a lost commit cannot leave the bot silent.
-        rag: Retrieval between the user aggregator and the LLM; None for none. Parallel
-            (:class:`~pipecat_speculative.rag.ParallelRAGProcessor`) for ``speculative``,
-            serial (:class:`~pipecat_speculative.rag.SerialRAGProcessor`) for the others.
+        rag: Retrieval between the user aggregator and the LLM; None for none. Serial
+            (:class:`~pipecat_speculative.rag.SerialRAGProcessor`, every context) for ``stock``
+            and ``eager_flux``, parallel
+            (:class:`~pipecat_speculative.rag.ParallelRAGProcessor`) for the plugin's systems.
     """
 
     system: SystemKind | str = SystemKind.SPECULATIVE
@@ -196,6 +223,7 @@ class BotPipelineConfig:
     deepgram_tag: str | None = None
     sinks: Sequence[BaseTurnTimingSink] = ()
     log_turns: bool = True
+    log_transcripts: TranscriptRedaction | str = TranscriptRedaction.DROP
     user_turn_stop_timeout_secs: float = 5.0
     rag: RAGConfig | None = None
 
@@ -229,7 +257,7 @@ class BotPipeline:
     stt: STTService
     user_aggregator: LLMUserAggregator
     llm: LLMService
-    tts: ElevenLabsTTSService
+    tts: TTSService
     assistant_aggregator: LLMAssistantAggregator
     context: LLMContext
     observer: TurnTimingObserver
@@ -372,12 +400,22 @@ def _user_params(
 def _build_rag(
     config: BotPipelineConfig,
 ) -> tuple[list[FrameProcessor], ParallelRAGProcessor | SerialRAGProcessor | None]:
-    """The processors before the user aggregator (a prefetch tap) and the RAG processor."""
+    """The processors before the user aggregator (a prefetch tap) and the RAG processor.
+
+    The two Pipecat baselines retrieve serially, as their users write it today; every other
+    system is the plugin's and gets the parallel processor, so a system added later is
+    compared with the plugin's retrieval without touching this.
+    """
     rag = config.rag
     if rag is None:
         return [], None
     if not config.system.is_plugin:
-        return [], SerialRAGProcessor(retriever=rag.retriever, params=rag.params)
+        # Every context, speculative or not, as a user's processor does: with eager Flux the
+        # answer is the eager (speculative) context itself (a confirming end of turn runs no
+        # new inference), so a processor that let it pass would never retrieve.
+        return [], SerialRAGProcessor(
+            retriever=rag.retriever, params=rag.params, retrieve_speculative=True
+        )
     parallel = ParallelRAGProcessor(retriever=rag.retriever, params=rag.params)
     return ([RAGTranscriptTap(parallel)] if rag.prefetch else []), parallel
 
@@ -388,6 +426,8 @@ def build_bot_pipeline(
     transport_input: FrameProcessor,
     transport_output: FrameProcessor,
     after_output: Sequence[FrameProcessor] = (),
+    stt: STTService | None = None,
+    tts: TTSService | None = None,
 ) -> BotPipeline:
     """Assemble a bot pipeline.
 
@@ -397,10 +437,22 @@ def build_bot_pipeline(
         transport_output: The output transport (speaker side) the caller owns.
         after_output: Processors placed right after the output (an ``AudioBufferProcessor``
             records both sides there).
+        stt: An STT service to use instead of the Deepgram one the config describes (the
+            ready-made bot's offline mode passes local Whisper): speculation works with any STT.
+        tts: A TTS service to use instead of the ElevenLabs one (offline: local Piper).
 
     Returns:
         The pieces; run ``result.create_worker()`` and call ``result.close()`` after it ended.
+
+    Raises:
+        ValueError: If a service key is missing. Every service would accept an empty key
+            and fail only at the user's first turn; a configuration error belongs at start.
     """
+    if missing := config.endpoints.missing_keys():
+        raise ValueError(
+            f"missing API key(s): {', '.join(missing)}; set them in ServiceEndpoints "
+            "(ServiceEndpoints.for_standins() for the offline stand-ins)"
+        )
     started = time.monotonic()
     strategy: SpeculativeUserTurnStopStrategy | None = None
     if config.system.is_plugin:
@@ -411,11 +463,14 @@ def build_bot_pipeline(
         strategy = SpeculativeUserTurnStopStrategy(params=params)
 
     observer = TurnTimingObserver(
-        sinks=list(config.sinks), log=config.log_turns, session_id=config.session_id
+        sinks=list(config.sinks),
+        log=config.log_turns,
+        session_id=config.session_id,
+        transcripts=config.log_transcripts,
     )
-    stt = _build_stt(config, observer)
+    stt = stt if stt is not None else _build_stt(config, observer)
     llm = _build_llm(config, observer)
-    tts = _build_tts(config, observer)
+    tts = tts if tts is not None else _build_tts(config, observer)
     context = LLMContext()
     aggregators = LLMContextAggregatorPair(context, user_params=_user_params(config, strategy))
     user_aggregator, assistant_aggregator = aggregators.user(), aggregators.assistant()

@@ -12,6 +12,8 @@ PACKAGES = [
     "pipecat_speculative.turns",
     "pipecat_speculative.standins",
     "pipecat_speculative.transports",
+    "pipecat_speculative.bot",
+    "pipecat_speculative.testing",
     "pipecat_speculative.profiles",
 ]
 

@@ -20,7 +20,12 @@ from __future__ import annotations
 
 from collections import deque
 
-from pipecat_speculative.metrics.turn_record import DebounceEntry, SessionSummary, WarmupEntry
+from pipecat_speculative.metrics.turn_record import (
+    HISTORY_LIMIT,
+    DebounceEntry,
+    SessionSummary,
+    WarmupEntry,
+)
 
 __all__ = ["SpeculationLedger"]
 
@@ -117,8 +122,11 @@ class SpeculationLedger:
 
     def debounce_changed(self, entry: DebounceEntry):
         """The strategy changed the speculation delay."""
-        self._summary.debounce_history.append(entry)
-        self._summary.debounce_secs = entry.new_secs
+        s = self._summary
+        s.debounce_history.append(entry)
+        del s.debounce_history[:-HISTORY_LIMIT]
+        s.debounce_changes += 1
+        s.debounce_secs = entry.new_secs
 
     def debounce_observed(self, secs: float):
         """The strategy reported the delay in force (with a speculation it started)."""
@@ -126,7 +134,10 @@ class SpeculationLedger:
 
     def warmup(self, entry: WarmupEntry):
         """A warmup was recorded."""
-        self._summary.warmups.append(entry)
+        s = self._summary
+        s.warmups.append(entry)
+        del s.warmups[:-HISTORY_LIMIT]
+        s.warmups_recorded += 1
 
     def summary(self) -> SessionSummary:
         """A snapshot (a copy: later changes do not show in it)."""

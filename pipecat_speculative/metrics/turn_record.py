@@ -27,6 +27,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = [
+    "HISTORY_LIMIT",
     "MOMENTS",
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
@@ -44,6 +45,9 @@ SCHEMA_NAME = "pipecat-speculative/turn-timing"
 """Value of the ``schema`` field of every JSONL line."""
 
 SCHEMA_VERSION = 1
+
+HISTORY_LIMIT = 100
+"""Most entries a session summary keeps in each of its history lists (the latest ones)."""
 """Bumped on any change a reader could notice (a removed or renamed field, a changed meaning).
 Added optional fields do not bump it; readers must ignore fields they do not know."""
 
@@ -359,8 +363,13 @@ class SessionSummary:
         playback_watchdog_fired: Turns closed by the playback watchdog.
         late_answers: Answers whose audio reached the output after their turn was closed.
         debounce_secs: Current speculation delay, if the strategy reported one.
-        debounce_history: Every change of the speculation delay, oldest first.
-        warmups: Every warmup recorded, oldest first.
+        debounce_history: The latest changes of the speculation delay, oldest first (at most
+            ``HISTORY_LIMIT``: a session must not grow without bound; ``debounce_changes``
+            counts them all).
+        warmups: The latest warmups recorded, oldest first (at most ``HISTORY_LIMIT``;
+            ``warmups_recorded`` counts them all).
+        debounce_changes: Changes of the speculation delay in the whole session.
+        warmups_recorded: Warmups recorded in the whole session.
     """
 
     session_id: str
@@ -386,6 +395,8 @@ class SessionSummary:
     debounce_secs: float | None = None
     debounce_history: list[DebounceEntry] = field(default_factory=list)
     warmups: list[WarmupEntry] = field(default_factory=list)
+    debounce_changes: int = 0
+    warmups_recorded: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSONL form of the session record."""

@@ -68,6 +68,10 @@ _TOOL_CALL = "tool_call"
 
 # Strategy reports kept while waiting for the frames they describe.
 _MAX_PENDING_REPORTS = 32
+_MAX_TRACKED = 256
+"""Most inferences (and TTS contexts) tracked at once. Those of closed turns are forgotten as
+turns close; inferences of no user turn (a greeting, an app-triggered reply) never close, so
+the oldest are dropped past this bound: a late frame of one that old has nothing to time."""
 
 
 @dataclass(frozen=True)
@@ -382,6 +386,8 @@ class TurnTimingTracker:
             turn.inferences.append(inference)
         self._inferences[key] = inference
         self._awaiting_llm.append(inference)
+        _trim(self._inferences)
+        del self._awaiting_llm[:-_MAX_TRACKED]
 
     def speculation_withdrawn(self, at: float, *, by_llm: bool = False):
         """A speculation was withdrawn (``EagerEndOfTurnCancelFrame``).
@@ -547,6 +553,7 @@ class TurnTimingTracker:
             return
         if context_id is not None:
             self._tts_contexts.setdefault(context_id, inference)
+            _trim(self._tts_contexts)
         if inference.tts_started_at is None:
             inference.tts_started_at = at
         if self._watchdog is not None and self._answering is not None:
@@ -774,6 +781,7 @@ class TurnTimingTracker:
         inference.strategy_id = strategy_id
         inference.delay_secs = delay_secs
         self._by_strategy_id[strategy_id] = inference
+        _trim(self._by_strategy_id)
         reason = self._pending_reasons.pop(strategy_id, None)
         if reason is not None:
             self._set_reason(inference, reason)
@@ -880,6 +888,12 @@ class TurnTimingTracker:
         while len(self._pending_reasons) > _MAX_PENDING_REPORTS:
             del self._pending_reasons[next(iter(self._pending_reasons))]
         self._events.append(TurnCompleted(record=record, summary=self._ledger.summary()))
+
+
+def _trim(tracked: dict) -> None:
+    """Drop the oldest entries (dicts keep insertion order) beyond ``_MAX_TRACKED``."""
+    while len(tracked) > _MAX_TRACKED:
+        del tracked[next(iter(tracked))]
 
 
 def _spec_index(inference: _Inference) -> int:

@@ -89,6 +89,7 @@ from pipecat_speculative.metrics.timing_mark_frame import (
     RAG_START,
     TimingMarkFrame,
 )
+from pipecat_speculative.metrics.transcript_redaction import TranscriptRedaction
 from pipecat_speculative.metrics.turn_record import (
     DebounceEntry,
     SessionSummary,
@@ -157,6 +158,11 @@ class TurnTimingObserver(BaseObserver):
         clock: Seconds on the pipeline clock, for moments that do not come with a frame. None reads
             the pipeline's own clock. Tests inject one and push scripted ``FramePushed`` events.
         wall_clock: Wall-clock seconds, used only to convert the VAD's wall-clock timestamps.
+        transcripts: What the log line's bound record keeps of the user's words: ``drop``
+            (default), ``hash`` or ``off``; see
+            :mod:`~pipecat_speculative.metrics.transcript_redaction`. Records given to
+            ``on_turn_completed`` handlers and to other sinks are whole: each sink redacts
+            for itself (``JSONLSink`` hashes by default).
         **kwargs: Passed to :class:`~pipecat.observers.base_observer.BaseObserver`.
     """
 
@@ -171,6 +177,7 @@ class TurnTimingObserver(BaseObserver):
         session_id: str | None = None,
         clock: Callable[[], float] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        transcripts: TranscriptRedaction | str = TranscriptRedaction.DROP,
         **kwargs,
     ):
         super().__init__(observe_every_push=True, **kwargs)
@@ -182,7 +189,7 @@ class TurnTimingObserver(BaseObserver):
         )
         self._sinks: list[BaseTurnTimingSink] = list(sinks or [])
         if log:
-            self._sinks.insert(0, LogSink(name=self.name))
+            self._sinks.insert(0, LogSink(name=self.name, transcripts=transcripts))
         self._output_types = output_types
         self._clock = clock
         self._wall_clock = wall_clock

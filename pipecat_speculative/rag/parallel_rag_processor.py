@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -121,9 +122,10 @@ class ParallelRAGProcessor(FrameProcessor):
     **Reports.** Each context produces a :class:`RetrievalReport` (event
     ``on_retrieval_report``, sync) and timing marks for the turn timing observer:
     ``rag_start`` when a retrieval starts, ``rag_done`` when a context got its retrieval (or
-    gave up), ``rag_skip`` when it reused a finished result. Counters: ``retrievals_started``,
-    ``retrievals_joined``, ``retrievals_reused``, ``contexts_dropped``, ``timeouts``,
-    ``errors``.
+    gave up), ``rag_skip`` when it reused a finished result. Counters: ``retrievals_started``
+    (of which ``prefetches_started`` by a prefetch; ``prefetch_hits``: contexts that joined or
+    reused one of those), ``retrievals_joined``,
+    ``retrievals_reused``, ``contexts_dropped``, ``timeouts``, ``errors``.
 
     Args:
         retriever: Where passages come from.
@@ -162,6 +164,10 @@ class ParallelRAGProcessor(FrameProcessor):
         self._prefetch_text: str | None = None
         self._prefetch_task: asyncio.Task | None = None
         self.retrievals_started = 0
+        self.prefetches_started = 0
+        self.prefetch_hits = 0
+        # Retrievals a prefetch started: a context served by one is a prefetch hit.
+        self._prefetched: weakref.WeakSet[asyncio.Task] = weakref.WeakSet()
         self.retrievals_joined = 0
         self.retrievals_reused = 0
         self.contexts_dropped = 0
@@ -235,7 +241,10 @@ class ParallelRAGProcessor(FrameProcessor):
             self._prefetch_task = None
         if text:
             logger.debug(f"{self}: prefetching {text!r}")
-            await self._acquire(text)
+            task, source = await self._acquire(text)
+            if source == RetrievalSource.STARTED:
+                self.prefetches_started += 1
+                self._prefetched.add(task)
 
     # ------------------------------------------------------------------ frames
 
@@ -328,6 +337,8 @@ class ParallelRAGProcessor(FrameProcessor):
             await self.push_frame(frame)
             return
         task, source = await self._acquire(query)
+        if source != RetrievalSource.STARTED and task in self._prefetched:
+            self.prefetch_hits += 1
         if self._void(seq):
             await self._report_dropped(frame, query, source, 0.0, "withdrawn")
             return

@@ -39,6 +39,8 @@ class SerialRAGProcessor(FrameProcessor):
             injection settings; the cache and prefetch settings do not apply.
         retrieve_speculative: Also retrieve (serially) for speculative contexts.
         **kwargs: ``FrameProcessor`` arguments.
+
+    Counters (read by the bench): ``retrievals``, ``timeouts``, ``errors``.
     """
 
     def __init__(
@@ -54,6 +56,8 @@ class SerialRAGProcessor(FrameProcessor):
         self._params = params or RAGParams()
         self._retrieve_speculative = retrieve_speculative
         self.retrievals = 0
+        self.timeouts = 0
+        self.errors = 0
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         """Retrieve for a context, inject, then push it; pass everything else on."""
@@ -80,9 +84,11 @@ class SerialRAGProcessor(FrameProcessor):
                 timeout=self._params.budget_secs,
             )
         except TimeoutError:
+            self.timeouts += 1
             logger.warning(f"{self}: retrieval for {query!r} timed out; answering without it")
             passages = []
         except Exception as e:
+            self.errors += 1
             logger.warning(f"{self}: retrieval for {query!r} failed ({e!r}); answering without it")
             passages = []
         secs = time.monotonic() - started

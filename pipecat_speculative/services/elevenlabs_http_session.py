@@ -20,6 +20,7 @@ HTTP/1.1 client; keeping ``connections`` at 2 or more leaves the next request a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from types import SimpleNamespace, TracebackType
 from typing import Any, Self
@@ -199,7 +200,16 @@ class ElevenLabsHttpSession:
             connections=opened,
             error=error,
         )
-        if refusals:
+        if refused := next((s for s in refusals if s in (401, 403)), None):
+            # Connections are pooled, but every synthesis with this key would be refused too.
+            report = dataclasses.replace(
+                report, ok=False, error=f"API key refused (HTTP {refused})"
+            )
+            logger.error(
+                f"{self}: ElevenLabs warmup failed: API key refused (HTTP {refused}); every "
+                "synthesis will fail until the key is fixed"
+            )
+        elif refusals:
             logger.warning(
                 f"{self}: warmup request answered HTTP {refusals[0]}; the connection is warm, "
                 "but check the API key"
@@ -209,7 +219,7 @@ class ElevenLabsHttpSession:
                 f"{self}: ElevenLabs warmup complete in {report.ms} ms "
                 f"({opened} HTTP connection(s), {kind})"
             )
-        else:
+        elif not refused:
             logger.warning(
                 f"{self}: ElevenLabs HTTP warmup failed after {report.ms} ms ({error}); "
                 "synthesis opens its own connections"

@@ -24,7 +24,13 @@ after each connection opens (and cancels when it closes), so nothing of the loop
 ``DeepgramFluxSTTService`` (v2) is not covered: it connects in ``setup()`` too and its receive
 loop owns reconnection; it has no keepalive because Flux expects continuous audio.
 
-``warm=False`` leaves the service exactly stock.
+- **A malformed message does not cost the connection.** The SDK's listening loop ends on the
+  first text message that is not JSON, and stock Pipecat then drops the socket and backs off
+  (at least 4 s of speech untranscribed, finals in flight lost). Here such a message is logged,
+  counted (``malformed_messages_skipped``) and skipped; the socket stays open. A message that is
+  JSON but not a known type is already skipped by the SDK.
+
+``warm=False`` leaves the connection handling stock (``skip_malformed_messages`` is separate).
 """
 
 from __future__ import annotations
@@ -41,8 +47,10 @@ from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat_speculative.pipecat_compat import (
     call_event_handler,
     deepgram_connection,
+    deepgram_skip_malformed_messages,
     register_event_handler,
 )
+from pipecat_speculative.secret_log_filter import install_secret_log_filter
 from pipecat_speculative.services.warmup_report import (
     WarmupKind,
     WarmupListener,
@@ -51,6 +59,8 @@ from pipecat_speculative.services.warmup_report import (
 )
 
 __all__ = ["WarmDeepgramSTTService"]
+
+install_secret_log_filter()
 
 _SERVICE = "deepgram"
 
@@ -63,6 +73,8 @@ class WarmDeepgramSTTService(DeepgramSTTService):
         warmup_timeout_secs: How long ``setup()`` waits for the first connection before the
             pipeline starts without it.
         warmup_listener: ``listener(service, secs, ok)``, e.g. ``observer.record_warmup``.
+        skip_malformed_messages: Skip a transcript message that is not JSON instead of letting
+            the connection drop and reconnect.
         **kwargs: ``DeepgramSTTService`` arguments.
     """
 
@@ -72,6 +84,7 @@ class WarmDeepgramSTTService(DeepgramSTTService):
         warm: bool = True,
         warmup_timeout_secs: float = 5.0,
         warmup_listener: WarmupListener | None = None,
+        skip_malformed_messages: bool = True,
         **kwargs: Any,
     ):
         if warmup_timeout_secs <= 0:
@@ -86,6 +99,13 @@ class WarmDeepgramSTTService(DeepgramSTTService):
         self._connect_started_at: float | None = None
         self._connection_lost_at: float | None = None
         self._has_connected = False
+        self._refused_status: int | None = None
+        self.malformed_messages_skipped = 0
+        """Transcript messages that were not JSON, skipped instead of dropping the socket."""
+        if skip_malformed_messages and not deepgram_skip_malformed_messages(
+            self, self._on_malformed_message
+        ):
+            logger.warning(f"{self}: cannot guard against malformed messages with this SDK")
 
     @property
     def warm(self) -> bool:
@@ -107,18 +127,45 @@ class WarmDeepgramSTTService(DeepgramSTTService):
                 await super()._connect()
         if deepgram_connection(self) is None and not self._has_connected:
             secs = time.monotonic() - self._connect_started_at
-            report = WarmupReport(
-                service=_SERVICE,
-                kind=WarmupKind.INITIAL,
-                secs=secs,
-                ok=False,
-                error=f"not connected within {self._warmup_timeout_secs:g} s",
+            refused = self._refused_status
+            error = (
+                f"handshake refused (HTTP {refused})"
+                if refused is not None
+                else f"not connected within {self._warmup_timeout_secs:g} s"
             )
+            report = WarmupReport(
+                service=_SERVICE, kind=WarmupKind.INITIAL, secs=secs, ok=False, error=error
+            )
+            if refused in (401, 403):
+                logger.error(
+                    f"{self}: Deepgram warmup failed: API key refused (HTTP {refused}); "
+                    "nothing will be transcribed until the key is fixed"
+                )
+                await self._warmups.record(report)
+                return
             logger.warning(
                 f"{self}: Deepgram warmup failed after {report.ms} ms ({report.error}); "
                 "still trying in the background, audio before the connection is not transcribed"
             )
             await self._warmups.record(report)
+
+    def _on_malformed_message(self, message: str) -> None:
+        self.malformed_messages_skipped += 1
+        logger.warning(
+            f"{self}: skipped a Deepgram message that is not JSON ({len(message)} chars); "
+            "the connection stays open"
+        )
+
+    async def push_error(self, error_msg: str, exception: Exception | None = None, **kwargs: Any):
+        """Note the HTTP status of a refused handshake for the warmup report, then push as stock.
+
+        Pipecat gives up on a 4xx handshake and pushes its error; the status is only visible
+        on the exception it pushes (the SDK's ``ApiError.status_code``).
+        """
+        status = getattr(exception, "status_code", None)
+        if isinstance(status, int) and not self._has_connected:
+            self._refused_status = status
+        await super().push_error(error_msg, exception, **kwargs)
 
     async def _keepalive_handler(self):
         """Report the connection that just opened, then keep it alive as stock does."""

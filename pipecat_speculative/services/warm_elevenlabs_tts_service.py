@@ -42,6 +42,7 @@ from pipecat.frames.frames import Frame, InterruptionFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from pipecat.services.settings import TTSSettings
+from websockets.exceptions import InvalidStatus
 from websockets.protocol import State
 
 from pipecat_speculative.pipecat_compat import (
@@ -51,6 +52,8 @@ from pipecat_speculative.pipecat_compat import (
     tts_turn_context_id,
     tts_websocket,
 )
+from pipecat_speculative.secret_log_filter import install_secret_log_filter
+from pipecat_speculative.services.malformed_json_guard import MalformedJSONGuard
 from pipecat_speculative.services.warmup_report import (
     WarmupKind,
     WarmupListener,
@@ -59,6 +62,8 @@ from pipecat_speculative.services.warmup_report import (
 )
 
 __all__ = ["WarmElevenLabsTTSService"]
+
+install_secret_log_filter()
 
 _SERVICE = "elevenlabs"
 
@@ -72,6 +77,8 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
             setup and on every reconnection. Bounds how long a dead endpoint can hold the
             pipeline's setup.
         warmup_listener: ``listener(service, secs, ok)``, e.g. ``observer.record_warmup``.
+        skip_malformed_messages: Skip a message that is not JSON instead of letting it end the
+            socket (and the sentence being spoken).
         **kwargs: ``ElevenLabsTTSService`` arguments.
     """
 
@@ -81,6 +88,7 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         warm: bool = True,
         warmup_timeout_secs: float = 5.0,
         warmup_listener: WarmupListener | None = None,
+        skip_malformed_messages: bool = True,
         **kwargs: Any,
     ):
         if warmup_timeout_secs <= 0:
@@ -97,6 +105,10 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         # The pre-opened context waiting for the next response (adopted by create_context_id).
         self._pending_context_id: str | None = None
         self._has_connected = False
+        self._refused_status: int | None = None
+        self._skip_malformed_messages = skip_malformed_messages
+        self.malformed_messages_skipped = 0
+        """Messages that were not JSON, skipped instead of ending the socket."""
         self.contexts_preopened = 0
         """Contexts opened ahead of their text."""
         self.preopened_contexts_used = 0
@@ -161,7 +173,25 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
     async def _websocket_connect(self, uri: str, **kwargs: Any):
         if self._warm:
             kwargs.setdefault("open_timeout", self._warmup_timeout_secs)
-        return await super()._websocket_connect(uri, **kwargs)
+        self._refused_status = None
+        try:
+            websocket = await super()._websocket_connect(uri, **kwargs)
+        except InvalidStatus as e:
+            # Kept for the warmup report: Pipecat's own handler only logs the exception text.
+            self._refused_status = e.response.status_code
+            raise
+        if self._skip_malformed_messages:
+            # Pipecat's receive loop ends on the first message json.loads refuses, and the
+            # sentence being spoken with it; skipping the one message keeps the rest.
+            return MalformedJSONGuard(websocket, self._on_malformed_message)
+        return websocket
+
+    def _on_malformed_message(self, message: str) -> None:
+        self.malformed_messages_skipped += 1
+        logger.warning(
+            f"{self}: skipped an ElevenLabs message that is not JSON ({len(message)} chars); "
+            "the socket and the audio after it are kept"
+        )
 
     async def _connect_websocket(self):
         if not self._warm or self._socket_open():
@@ -172,18 +202,30 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         await super()._connect_websocket()
         secs = time.monotonic() - start
         ok = self._socket_open()
+        refused = self._refused_status
+        if ok:
+            error = None
+        elif refused is not None:
+            error = f"handshake refused (HTTP {refused})"
+        else:
+            error = "WebSocket connection failed"
         report = WarmupReport(
             service=_SERVICE,
             kind=kind,
             secs=secs,
             ok=ok,
             connections=1 if ok else 0,
-            error=None if ok else "WebSocket connection failed",
+            error=error,
         )
         if ok:
             self._has_connected = True
             what = "warmup complete" if kind is WarmupKind.INITIAL else "reconnected and warm"
             logger.info(f"{self}: ElevenLabs {what} in {report.ms} ms")
+        elif refused in (401, 403):
+            logger.error(
+                f"{self}: ElevenLabs warmup failed: API key refused (HTTP {refused}); speech "
+                "will fail until the key is fixed"
+            )
         else:
             logger.warning(
                 f"{self}: ElevenLabs warmup failed after {report.ms} ms; the socket is opened "

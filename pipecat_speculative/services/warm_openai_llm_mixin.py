@@ -25,7 +25,11 @@ critical path:
 Every warmup that a turn would otherwise have paid for (the first one, and a re-warm after the
 server closed idle connections) is logged as ``OpenAI connection warmed in N ms``, kept in
 ``warmup_reports``, given to ``warmup_listener`` and emitted as ``on_warmup``. A failed warmup is
-a warning and retried with backoff; inferences still work, each opening its own connection.
+a warning and retried with backoff; inferences still work, each opening its own connection. A
+warmup answered 401 or 403 is failed too (``ok=False``, an error-level log naming the status),
+although its connections are open: the key is refused, and saying so when the session starts
+beats the user's first turn failing silently. The pipeline still starts; the first inference
+then fails with Pipecat's own error.
 
 ``warm=False`` leaves the service exactly stock (the bench's ``--no-warm``).
 """
@@ -64,10 +68,19 @@ __all__ = ["WarmOpenAILLMMixin"]
 
 _SERVICE = "openai"
 _MAX_RETRY_BACKOFF_SECS = 10.0
+_KEY_REFUSED_STATUSES = frozenset({401, 403})
+"""Statuses that mean the key itself is refused: a failed warmup, not a warm connection."""
 
 
 def _environment_proxy(base_url: str) -> str | None:
-    """The proxy the environment sets for ``base_url`` (none for loopback or ``no_proxy`` hosts)."""
+    """The proxy the environment sets for ``base_url``, as httpx would pick it.
+
+    A client given its own transport stops reading the environment, so the warm transport must
+    do what httpx's ``trust_env`` does: the scheme's ``HTTPS_PROXY``/``HTTP_PROXY`` first, then
+    ``ALL_PROXY``; none for hosts ``NO_PROXY`` lists. Either case of the names is read (urllib's
+    rules, which httpx shares). Loopback hosts are never proxied (the stand-ins, a local
+    gateway).
+    """
     parts = urllib.parse.urlsplit(base_url)
     host = parts.hostname or ""
     with contextlib.suppress(ValueError):
@@ -75,7 +88,8 @@ def _environment_proxy(base_url: str) -> str | None:
             return None
     if host == "localhost" or urllib.request.proxy_bypass(host):
         return None
-    return urllib.request.getproxies().get(parts.scheme)
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 class WarmOpenAILLMMixin:
@@ -371,14 +385,18 @@ class WarmOpenAILLMMixin:
                 )
         except TimeoutError:
             return 0, f"no answer within {self._warmup_timeout_secs:g} s"
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        opened = count - len(errors)
+        if refused := next((s for s in refusals if s in _KEY_REFUSED_STATUSES), None):
+            # The connections are open, but every inference with this key will be refused
+            # too: a failed warmup, so the start of the session says so, not the first turn.
+            return opened, f"API key refused (HTTP {refused})"
         if refusals and not self._warned_refusal:
             self._warned_refusal = True
             logger.warning(
                 f"{self}: warmup request answered HTTP {refusals[0]}; the connection is warm, "
                 "but check the API key's permissions"
             )
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        opened = count - len(errors)
         if errors:
             error = errors[0]
             return opened, f"{type(error).__name__}: {error}"
@@ -390,6 +408,12 @@ class WarmOpenAILLMMixin:
             if reason:
                 what += f", re-warm: {reason}"
             logger.info(f"{self}: OpenAI connection warmed in {report.ms} ms ({what})")
+        elif report.error is not None and report.error.startswith("API key refused"):
+            logger.error(
+                f"{self}: OpenAI warmup failed: {report.error}. Every inference will fail until "
+                "the key is fixed (a restricted key without model-list permission also gets "
+                "this: use warmup_completion=True)"
+            )
         else:
             logger.warning(
                 f"{self}: OpenAI warmup failed after {report.ms} ms ({report.error}); "

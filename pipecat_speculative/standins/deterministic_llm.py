@@ -27,6 +27,7 @@ the tool definitions. Usage numbers are therefore plausible and consistent, not 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import math
 import re
@@ -184,7 +185,9 @@ def _clean_passage(text: str) -> str:
 def _split_block(block: str) -> list[str]:
     inner = _INNER_TAG.findall(block)
     if inner:
-        chunks = [body for _, body in inner]
+        # XML-like elements carry escaped text (``&amp;``, ``&lt;``): quote what the document
+        # says, not its escaping, or the bot reads "amp" aloud.
+        chunks = [html.unescape(body) for _, body in inner]
     elif len(_ITEM.findall(block)) >= 1:
         starts = [m.start() for m in _ITEM.finditer(block)]
         chunks = [block[a:b] for a, b in zip(starts, [*starts[1:], len(block)], strict=True)]
@@ -221,7 +224,8 @@ def extract_passages(messages: Sequence[Mapping[str, Any]]) -> list[str] | None:
     passage(s) / source(s) / search results / excerpts (up to five more words allowed, e.g.
     ``Relevant passages from the handbook:``). The block runs to the end of the message or to a
     ``Question:`` line. Passages inside it are ``<passage>``/``<document>`` elements, numbered or
-    bulleted items (``[1]``, ``1.``, ``- ``, ``Passage 2:``), or blank-line separated paragraphs. A
+    bulleted items (``[1]``, ``1.``, ``- ``, ``Passage 2:``), or blank-line separated paragraphs. The
+    text of an element is unescaped (what ``rag.passage_injection`` writes is XML-escaped). A
     leading ``(source ...)``/``[...]`` label is dropped. An empty list means a retrieval block with
     nothing in it (``Context: none``).
     """

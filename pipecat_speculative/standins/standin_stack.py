@@ -1,4 +1,4 @@
-"""The OpenAI, Deepgram and ElevenLabs stand-ins as one stack, for a bot that runs offline."""
+"""The OpenAI, Deepgram, ElevenLabs (and Pinecone) stand-ins as one stack, for an offline bot."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pipecat_speculative.standins.profile import LatencyProfile
 
 if TYPE_CHECKING:
     from pipecat_speculative.pipeline_builder import ServiceEndpoints
+    from pipecat_speculative.standins.pinecone_server import PineconeStandin
 
 __all__ = ["StandinStack"]
 
@@ -21,9 +22,12 @@ class StandinStack:
     Args:
         profile: The latency profile every stand-in uses.
         speech: The ElevenLabs stand-in's speech engine (``"auto"``: Piper when installed).
+        pinecone: Also start a Pinecone stand-in (:attr:`pinecone`), for a bot that retrieves
+            through the real pinecone SDK; its queries take the profile's ``rag_query_secs``.
+            Off by default: a bot without RAG does not need a fourth server.
     """
 
-    def __init__(self, profile: LatencyProfile, *, speech: str = "auto"):
+    def __init__(self, profile: LatencyProfile, *, speech: str = "auto", pinecone: bool = False):
         from pipecat_speculative.standins.deepgram_server import DeepgramStandin
         from pipecat_speculative.standins.elevenlabs_server import ElevenLabsStandin
         from pipecat_speculative.standins.openai_server import OpenAIStandin
@@ -32,6 +36,11 @@ class StandinStack:
         self.openai = OpenAIStandin(profile=profile)
         self.deepgram = DeepgramStandin(profile=profile)
         self.elevenlabs = ElevenLabsStandin(profile=profile, speech=speech)  # type: ignore[arg-type]
+        self.pinecone: PineconeStandin | None = None
+        if pinecone:
+            from pipecat_speculative.standins.pinecone_server import PineconeStandin
+
+            self.pinecone = PineconeStandin(profile=profile)
 
     @property
     def endpoints(self) -> ServiceEndpoints:
@@ -49,12 +58,16 @@ class StandinStack:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    def _servers(self) -> list:
+        servers: list = [self.openai, self.deepgram, self.elevenlabs]
+        if self.pinecone is not None:
+            servers.append(self.pinecone)
+        return servers
+
     async def start(self):
         """Start every stand-in (loads the TTS speech engine)."""
-        await asyncio.gather(self.openai.start(), self.deepgram.start(), self.elevenlabs.start())
+        await asyncio.gather(*(s.start() for s in self._servers()))
 
     async def stop(self):
         """Stop every stand-in."""
-        await asyncio.gather(
-            self.openai.stop(), self.deepgram.stop(), self.elevenlabs.stop(), return_exceptions=True
-        )
+        await asyncio.gather(*(s.stop() for s in self._servers()), return_exceptions=True)

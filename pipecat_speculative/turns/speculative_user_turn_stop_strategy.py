@@ -48,6 +48,10 @@ from pipecat_speculative.turns.adaptive_debounce import AdaptiveDebounce
 from pipecat_speculative.turns.free_patience_user_turn_stop_strategy import (
     FreePatienceUserTurnStopStrategy,
 )
+from pipecat_speculative.turns.session_ending_frame import (
+    SessionCancellingFrame,
+    SessionEndingFrame,
+)
 from pipecat_speculative.turns.speculation_planner import (
     AdoptSpeculation,
     ArmTimer,
@@ -82,6 +86,12 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
     With an inner :class:`~pipecat.turns.user_stop.EagerUserTurnStopStrategy` (Deepgram Flux's
     eager end of turn) the inner strategy speculates itself; this one then only accounts for those
     speculations and stays out of the way, rather than betting twice.
+
+    Session end: Pipecat's aggregator flushes an open turn into a fresh inference before its
+    strategies see the ``EndFrame``/``CancelFrame``. Place a
+    :class:`~pipecat_speculative.turns.transcription_guard.TranscriptionGuard` before the
+    aggregator: it announces the end, and a speculation still held is then withdrawn
+    (``turn_ended``) and the turn closed without that second inference.
     """
 
     def __init__(
@@ -247,6 +257,8 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
             )
         elif isinstance(frame, EagerEndOfTurnCancelFrame):
             await self._execute(self._planner.speculation_withdrawn_elsewhere(now))
+        elif isinstance(frame, (SessionEndingFrame, SessionCancellingFrame)):
+            await self._end_session()
         elif isinstance(frame, ErrorFrame) and isinstance(frame.processor, LLMService):
             if self._planner.speculation is not None:
                 logger.warning(
@@ -331,6 +343,28 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
             # The controller refused to end the turn; the commit rule will fire again.
             logger.debug(f"{self}: the controller kept the turn open, commit dropped")
             self._pending_commit = None
+
+    async def _end_session(self):
+        """End the turn without an answer before the aggregator flushes it into an inference.
+
+        Finalizing as a confirmation makes the aggregator write the user's words to the context
+        without running the LLM; :meth:`handle_user_turn_stopped` (called by the controller
+        before it releases anything) withdraws the speculation first, with reason
+        ``turn_ended``, so its held answer is discarded, not heard.
+        """
+        if self._planner.speculation is None:
+            return  # nothing held: Pipecat's own session-end flush is right
+        logger.debug(
+            f"{self}: session ending with speculation #{self._planner.speculation.id} open, "
+            "withdrawing it"
+        )
+        self._held_stop = None
+        self._pending_commit = None
+        await self.trigger_user_turn_finalized(confirms_speculation=True)
+        if self._planner.speculation is not None:
+            # The controller kept the turn open (the user is speaking): withdraw anyway, so the
+            # speculation is resolved and its answer is never released.
+            await self._execute(self._planner.turn_stopped(self._clock()))
 
     def _ignore_commit_while_speaking(self) -> bool:
         """Whether the commit rule fired on a pause the user has already ended.

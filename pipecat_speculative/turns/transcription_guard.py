@@ -14,12 +14,22 @@ words is worse than any latency. This processor, placed between the STT and the 
 marks every final transcript uninterruptible *as it is queued into it*, so no queue after it
 (the aggregator's included) drops it. Interim transcripts are left alone: a later final or
 interim supersedes them.
+
+Its second job, for the same reason of position: announce the end of the session to the turn
+strategy. It pushes a :class:`~pipecat_speculative.turns.session_ending_frame.SessionEndingFrame`
+just before an ``EndFrame`` (and a ``SessionCancellingFrame`` before a ``CancelFrame``), so a held
+speculation is resolved before the aggregator flushes the open turn into a second inference.
 """
 
 from __future__ import annotations
 
-from pipecat.frames.frames import Frame, TranscriptionFrame
+from pipecat.frames.frames import CancelFrame, EndFrame, Frame, TranscriptionFrame
 from pipecat.processors.frame_processor import FrameCallback, FrameDirection, FrameProcessor
+
+from pipecat_speculative.turns.session_ending_frame import (
+    SessionCancellingFrame,
+    SessionEndingFrame,
+)
 
 __all__ = ["TranscriptionGuard"]
 
@@ -52,6 +62,11 @@ class TranscriptionGuard(FrameProcessor):
         await super().queue_frame(frame, direction, callback)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
-        """Pass the frame on."""
+        """Pass the frame on, announcing a session end first."""
         await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM:
+            if isinstance(frame, EndFrame):
+                await self.push_frame(SessionEndingFrame(), direction)
+            elif isinstance(frame, CancelFrame):
+                await self.push_frame(SessionCancellingFrame(), direction)
         await self.push_frame(frame, direction)

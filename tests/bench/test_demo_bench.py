@@ -88,7 +88,11 @@ async def test_the_bench_runs_every_system_with_one_answer_per_committed_turn(ti
 
     document = await run_bench(
         BenchOptions(
-            scenarios_dir=scenarios, profile_path=profile, json_path=out, playback_speed=8.0
+            scenarios_dir=scenarios,
+            profile_path=profile,
+            json_path=out,
+            playback_speed=8.0,
+            rag=False,
         ),
         console=quiet_console(),
     )
@@ -108,7 +112,7 @@ async def test_the_bench_runs_every_system_with_one_answer_per_committed_turn(ti
         assert system["false_commit_rate"] == 0.0, name
         assert system["unanswered_user_turns"] == 0, name
         assert system["latency_ms"]["p50"] > 0, name
-        # No retrieval runs yet, so the needs-RAG turns are not labelled RAG turns.
+        # No retrieval runs (rag off), so the needs-RAG turns are not labelled RAG turns.
         assert system["latency_ms_rag"]["p50"] is None, name
         assert system["latency_ms_rag_unretrieved"]["p50"] is not None, name
         assert system["first_turn_latency_ms"]["p50"] is not None, name

@@ -18,12 +18,12 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipecat_speculative.rag import BaseRetriever, Passage
+from pipecat_speculative.testing import FakeLLMService, SpeculationAwareFakeLLMService
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
     SpeculativeUserTurnStopStrategy,
 )
-from tests.turns.fakes import FakeLLMService, SpeculationAwareFakeLLMService
 
 
 class FakeRetriever(BaseRetriever):

@@ -24,6 +24,7 @@ from pipecat_speculative.rag import (
     RetrievalSource,
     SerialRAGProcessor,
 )
+from pipecat_speculative.testing import Timeline
 from tests.rag.fakes import (
     FakeRetriever,
     RecordingLLM,
@@ -32,7 +33,6 @@ from tests.rag.fakes import (
     speculative_aggregator,
     stock_aggregator,
 )
-from tests.turns.timeline import Timeline
 
 
 def context(text: str, *, speculation: bool = False) -> LLMContextFrame:
@@ -324,3 +324,4 @@ async def test_the_transcript_tap_prefetches_and_the_speculation_joins_it():
     assert retriever.calls == ["tell me about the pricing"]
     assert reports[0].source in (RetrievalSource.JOINED, RetrievalSource.REUSED)
     assert answers(down) == ["tell me about the pricing"]
+    assert (rag.prefetches_started, rag.prefetch_hits) == (1, 1)

@@ -14,11 +14,11 @@ from pipecat.tests.utils import run_test
 from pipecat_speculative.pipecat_compat import openai_client
 from pipecat_speculative.services.speculative_openai_llm_service import SpeculativeOpenAILLMService
 from pipecat_speculative.standins.pytest_plugin import STANDIN_API_KEY, STANDIN_LLM_MODEL
+from pipecat_speculative.testing import Timeline
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.speculation_events import WithdrawalReason
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from tests.turns.test_speculative_strategy import Rig, user_messages
-from tests.turns.timeline import Timeline
 
 
 @pytest.fixture

@@ -278,16 +278,18 @@ def test_parameters_are_validated():
         make_llm("http://127.0.0.1:1/v1", keepalive_ping_secs=0)
 
 
-async def test_a_key_refused_model_listing_still_leaves_a_warm_connection(log_messages):
+async def test_a_key_refused_model_listing_fails_the_warmup_but_leaves_warm_connections(
+    log_messages,
+):
     async with OpenAIStandin(profile=profile()) as server:
         server.faults.http_error(403, path="/v1/models", times=None)
         llm = make_llm(f"{server.base_url}/v1")
         report = await llm.warmup()
         server.faults.clear()
         await run_test(llm, frames_to_send=[LLMContextFrame(context("Hello"))])
-    assert report.ok and report.connections == 2
+    assert not report.ok and report.connections == 2
     assert_on_warm_connection(server, completions(server)[0])
-    assert any("answered HTTP 403" in m for m in log_messages)
+    assert any(m.startswith("ERROR") and "HTTP 403" in m for m in log_messages)
 
 
 async def test_http2_connections_still_work_against_an_http1_server():

@@ -151,3 +151,29 @@ def test_one_hesitant_sentence_moves_the_delay_only_part_of_the_way():
         debounce.record_outcome(withdrawn=True)
     assert debounce.delay_secs == pytest.approx(0.5)
     assert "at most 0.30 s" in debounce.changes[-1].reason
+
+
+def test_reaction_speed_does_not_depend_on_how_long_the_rate_stayed_in_the_band():
+    debounce = AdaptiveDebounce(DebounceParams(initial_secs=0.2, min_samples=5, window=20))
+    for i in range(1000):  # a long, well-behaved session: 33 % cancelled
+        assert debounce.record_outcome(withdrawn=i % 3 == 0) is None
+    assert debounce.state.samples_since_change <= 20  # bounded, not 1,000
+    # The speaker starts thinking aloud: every speculation is withdrawn from now on.
+    reacted_after = None
+    for n in range(1, 30):
+        debounce.record_pause(0.6, resumed=True)
+        if debounce.record_outcome(withdrawn=True) is not None:
+            reacted_after = n
+            break
+    # A window of 20 in-band outcomes needs a handful of withdrawals to leave the band, as it
+    # would have early in the session (unbounded history needed ~166 after 1,000 outcomes).
+    assert reacted_after is not None and reacted_after <= 8
+
+
+def test_a_delay_pinned_at_a_bound_says_why_once():
+    debounce = AdaptiveDebounce(DebounceParams(initial_secs=0.0, min_samples=5))
+    for _ in range(12):  # nothing withdrawn: below the band, but already at the minimum
+        assert debounce.record_outcome(withdrawn=False) is None
+    assert debounce.delay_secs == 0.0
+    reason = debounce.state.pinned_reason
+    assert reason is not None and "below" in reason and "minimum" in reason

@@ -17,8 +17,8 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.turns.user_start import ExternalUserTurnStartStrategy
 from pipecat.turns.user_stop import EagerUserTurnStopStrategy
 
+from pipecat_speculative.testing import SpeculationAwareFakeLLMService
 from pipecat_speculative.turns import WithdrawalReason, speculative_turn_strategies
-from tests.turns.fakes import SpeculationAwareFakeLLMService
 from tests.turns.test_speculative_strategy import answer, llm_output
 
 

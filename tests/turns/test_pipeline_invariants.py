@@ -27,13 +27,13 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame
 
+from pipecat_speculative.testing import SpeculationAwareFakeLLMService, Timeline
+from pipecat_speculative.testing import final_transcription as _final
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.commit_patience import PatienceParams
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
-from tests.turns.fakes import SpeculationAwareFakeLLMService
 from tests.turns.test_speculative_strategy import Rig
 from tests.turns.test_transcription_guard import GuardedRig
-from tests.turns.timeline import Timeline, _final
 
 EXAMPLES = int(os.environ.get("PIPELINE_EXAMPLES", "120"))
 HOSTILE_EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "40"))

@@ -25,14 +25,13 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+from pipecat_speculative.testing import FakeLLMService, SpeculationAwareFakeLLMService, Timeline
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.speculation_events import WithdrawalReason
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
     SpeculativeUserTurnStopStrategy,
 )
-from tests.turns.fakes import FakeLLMService, SpeculationAwareFakeLLMService
-from tests.turns.timeline import Timeline
 
 DEBOUNCE = 0.05
 COMMIT = 0.35
@@ -138,7 +137,7 @@ async def test_a_late_final_transcript_re_speculates_on_the_longer_text():
     timeline = Timeline().say("I want", pause_after_secs=0.0, final_after_stop_secs=-0.05)
     frames = timeline.frames()
     # A second final lands after the speculation on "I want" started (the STT was late).
-    from tests.turns.timeline import _final
+    from pipecat_speculative.testing import final_transcription as _final
 
     frames += [SleepFrame(sleep=0.15), _final("a table"), SleepFrame(sleep=0.6)]
     down = await rig.run(frames)

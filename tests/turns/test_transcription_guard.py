@@ -6,9 +6,11 @@ from pipecat.frames.frames import InterimTranscriptionFrame, TranscriptionFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.tests.utils import SleepFrame, run_test
 
+from pipecat_speculative.testing import Timeline
+from pipecat_speculative.testing import final_transcription as _final
+from pipecat_speculative.turns.session_ending_frame import SessionEndingFrame
 from pipecat_speculative.turns.transcription_guard import TranscriptionGuard
 from tests.turns.test_speculative_strategy import Rig, user_messages
-from tests.turns.timeline import Timeline, _final
 
 
 def interim_then_final_back_to_back():
@@ -49,7 +51,8 @@ async def test_the_guard_passes_frames_through_and_marks_only_finals():
     down, up = await run_test(
         TranscriptionGuard(),
         frames_to_send=[interim, final],
-        expected_down_frames=[InterimTranscriptionFrame, TranscriptionFrame],
+        # run_test ends with an EndFrame, which the guard announces to the turn strategy.
+        expected_down_frames=[InterimTranscriptionFrame, TranscriptionFrame, SessionEndingFrame],
     )
     assert down[0] is interim and interim.interruptible
     assert down[1] is final and not final.interruptible

@@ -16,6 +16,7 @@ from __future__ import annotations
 from loguru import logger
 
 from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimingSink
+from pipecat_speculative.metrics.transcript_redaction import TranscriptRedaction, redact_record
 from pipecat_speculative.metrics.turn_record import (
     DebounceEntry,
     SessionSummary,
@@ -92,18 +93,27 @@ class LogSink(BaseTurnTimingSink):
     Args:
         level: Loguru level of the per-turn line. INFO: one line per turn is the point of it.
         name: Prefix of every line (the observer passes its own name).
+        transcripts: What the bound record keeps of the user's words: ``drop`` (default; a
+            log line is for timings and logs travel far), ``hash`` or ``off``.
     """
 
-    def __init__(self, *, level: str = "INFO", name: str = "TurnTiming"):
+    def __init__(
+        self,
+        *,
+        level: str = "INFO",
+        name: str = "TurnTiming",
+        transcripts: TranscriptRedaction | str = TranscriptRedaction.DROP,
+    ):
         self._level = level
         self._name = name
+        self._transcripts = TranscriptRedaction(transcripts)
 
     def __str__(self):
         return f"LogSink({self._name})"
 
     def on_turn(self, record: TurnRecord, summary: SessionSummary):
         """Log the turn's breakdown, with the record bound as ``turn_timing``."""
-        logger.bind(turn_timing=record.to_dict()).log(
+        logger.bind(turn_timing=redact_record(record.to_dict(), self._transcripts)).log(
             self._level, f"{self._name}: {format_turn_line(record)}"
         )
 
@@ -134,5 +144,5 @@ class LogSink(BaseTurnTimingSink):
             f"{_rate(summary.cancel_rate)}, hit rate {_rate(summary.hit_rate)}, wasted "
             f"{summary.wasted_prompt_tokens}+{summary.wasted_completion_tokens} tokens "
             f"{summary.wasted_tts_characters} chars, debounce changes "
-            f"{len(summary.debounce_history)}, playback watchdog {summary.playback_watchdog_fired}",
+            f"{summary.debounce_changes}, playback watchdog {summary.playback_watchdog_fired}",
         )

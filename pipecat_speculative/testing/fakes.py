@@ -1,0 +1,110 @@
+"""Fake LLM services with the full ``LLMService`` interface (the gate, tool calls, cancellation).
+
+Why not a mock: the speculation gate, function calling and interruption handling live in
+Pipecat's ``LLMService`` base class. A fake that subclasses it keeps all of that real and replaces
+only the network, so a test of a bot's turn handling exercises the same code as production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pipecat.frames.frames import (
+    Frame,
+    LLMContextFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.services.llm_service import FunctionCallFromLLM, LLMService
+from pipecat.services.settings import LLMSettings
+
+from pipecat_speculative.services.speculation_aware_llm import SpeculationAwareLLMMixin
+
+__all__ = ["FakeLLMService", "SpeculationAwareFakeLLMService", "last_user_text"]
+
+
+def last_user_text(frame: LLMContextFrame) -> str:
+    """The content of the last user message in the frame's context ("" when none)."""
+    for message in reversed(frame.context.messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return str(message.get("content"))
+    return ""
+
+
+class FakeLLMService(LLMService):
+    """Answers "ANSWER: <last user text>" in two pieces, with a delay before each piece.
+
+    The delay is awaited inside process_frame, like a real streaming service, so a queued context
+    waits behind a running one and a cancellation stops the stream mid-way.
+
+    Args:
+        piece_delay: Seconds before each piece (a slow LLM makes withdrawals observable).
+        tool_word: When the user text contains it, call the ``lookup`` function instead.
+        **kwargs: ``LLMService`` options.
+
+    Attributes:
+        started: ``(user text, speculative)`` for every inference started.
+        finished: User texts whose answer ran to the end.
+        tool_calls_run: Function calls made.
+    """
+
+    def __init__(self, *, piece_delay: float = 0.05, tool_word: str | None = None, **kwargs: Any):
+        super().__init__(
+            settings=LLMSettings(
+                model="fake",
+                system_instruction=None,
+                temperature=None,
+                max_tokens=None,
+                top_p=None,
+                top_k=None,
+                frequency_penalty=None,
+                presence_penalty=None,
+                seed=None,
+                filter_incomplete_user_turns=None,
+                user_turn_completion_config=None,
+            ),
+            **kwargs,
+        )
+        self.piece_delay = piece_delay
+        self.tool_word = tool_word
+        self.started: list[tuple[str, bool]] = []
+        self.finished: list[str] = []
+        self.tool_calls_run = 0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        """Answer contexts; pass everything else on."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame):
+            await self._answer(frame)
+        elif not isinstance(frame, LLMContextFrame):
+            await self.push_frame(frame, direction)
+
+    async def _answer(self, frame: LLMContextFrame):
+        text = last_user_text(frame)
+        self.started.append((text, frame.speculation))
+        await self.push_frame(LLMFullResponseStartFrame())
+        if self.tool_word and self.tool_word in text:
+            await asyncio.sleep(self.piece_delay)
+            calls = [
+                FunctionCallFromLLM(
+                    function_name="lookup",
+                    tool_call_id=f"call-{len(self.started)}",
+                    arguments={},
+                    context=frame.context,
+                )
+            ]
+            await self.run_function_calls(calls)
+            await self.push_frame(LLMFullResponseEndFrame())
+            return
+        for piece in ("ANSWER: ", text):
+            await asyncio.sleep(self.piece_delay)
+            await self.push_frame(LLMTextFrame(piece))
+        await self.push_frame(LLMFullResponseEndFrame())
+        self.finished.append(text)
+
+
+class SpeculationAwareFakeLLMService(SpeculationAwareLLMMixin, FakeLLMService):
+    """The fake with this plugin's queued-withdrawal handling."""
