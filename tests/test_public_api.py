@@ -14,6 +14,7 @@ PACKAGES = [
     "pipecat_speculative.transports",
     "pipecat_speculative.bot",
     "pipecat_speculative.testing",
+    "pipecat_speculative.profiles",
 ]
 
 

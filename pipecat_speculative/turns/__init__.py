@@ -3,9 +3,14 @@
 from pipecat_speculative.turns.adaptive_debounce import (
     AdaptiveDebounce,
     DebounceParams,
+    DebounceSnapshot,
     DebounceState,
 )
-from pipecat_speculative.turns.commit_patience import CommitPatience, PatienceParams
+from pipecat_speculative.turns.commit_patience import (
+    CommitPatience,
+    PatienceParams,
+    PatienceSnapshot,
+)
 from pipecat_speculative.turns.free_patience_user_turn_stop_strategy import (
     FreePatienceUserTurnStopStrategy,
 )
@@ -35,9 +40,11 @@ __all__ = [
     "CommitRule",
     "DebounceChange",
     "DebounceParams",
+    "DebounceSnapshot",
     "DebounceState",
     "FreePatienceUserTurnStopStrategy",
     "PatienceParams",
+    "PatienceSnapshot",
     "SpeculationPhase",
     "SpeculationPlanner",
     "SpeculationRecord",

@@ -36,7 +36,7 @@ from loguru import logger
 
 from pipecat_speculative.turns.speculation_events import DebounceChange
 
-__all__ = ["AdaptiveDebounce", "DebounceParams", "DebounceState"]
+__all__ = ["AdaptiveDebounce", "DebounceParams", "DebounceSnapshot", "DebounceState"]
 
 _MAX_CHANGES_KEPT = 100
 """Changes kept for reports: every session stays bounded, however long."""
@@ -130,6 +130,21 @@ class DebounceState:
     pinned_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class DebounceSnapshot:
+    """What the controller learned, to carry into a later session (see :meth:`AdaptiveDebounce.restore`).
+
+    Parameters:
+        delay_secs: The speculation delay.
+        pauses: The pauses it learns from, oldest first: ``(seconds, resumed)``.
+        outcomes: The reported window's outcomes, oldest first (True: withdrawn).
+    """
+
+    delay_secs: float
+    pauses: tuple[tuple[float, bool], ...] = ()
+    outcomes: tuple[bool, ...] = ()
+
+
 class _Outcomes:
     """The last ``size`` outcomes and how many of them were withdrawals, in O(1) per outcome."""
 
@@ -212,6 +227,44 @@ class AdaptiveDebounce:
             samples_since_change=len(self._since_change),
             changes=tuple(self._changes),
             pinned_reason=self._pinned_reason,
+        )
+
+    def snapshot(self) -> DebounceSnapshot:
+        """What was learned: the delay, the pauses and the recent outcomes."""
+        return DebounceSnapshot(
+            delay_secs=self._delay,
+            pauses=tuple(self._pauses),
+            outcomes=tuple(self._window._items),
+        )
+
+    def restore(self, snapshot: DebounceSnapshot):
+        """Continue from what an earlier session learned (a warm start).
+
+        The delay is clamped into this controller's bounds (the tuning may have changed since);
+        with ``adaptive=False`` it stays at ``initial_secs``, since a fixed delay was asked for.
+        The pauses come back as evidence for the next jump and the outcomes as the reported
+        window, but the count since the last change starts at zero: the restored delay stands
+        until ``min_samples`` outcomes of this session argue against it.
+        """
+        p = self._params
+        if p.adaptive:
+            delay = min(p.max_secs, max(p.min_secs, snapshot.delay_secs))
+            if abs(delay - snapshot.delay_secs) > 1e-9:
+                logger.info(
+                    f"{self}: restored delay {snapshot.delay_secs:.3f} s clamped to "
+                    f"[{p.min_secs}, {p.max_secs}]"
+                )
+            self._delay = delay
+        self._pauses.clear()
+        self._pauses.extend((max(0.0, s), bool(r)) for s, r in snapshot.pauses)
+        self._window.clear()
+        for withdrawn in snapshot.outcomes:
+            self._window.append(bool(withdrawn))
+        self._since_change.clear()
+        self._pinned_reason = None
+        logger.info(
+            f"{self}: warm start at {self._delay:.3f} s from {len(self._pauses)} pauses and "
+            f"{len(self._window)} outcomes"
         )
 
     def record_pause(self, pause_secs: float, *, resumed: bool):

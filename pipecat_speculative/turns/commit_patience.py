@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-__all__ = ["CommitPatience", "PatienceParams"]
+__all__ = ["CommitPatience", "PatienceParams", "PatienceSnapshot"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,18 @@ class PatienceParams:
             raise ValueError("need memory_turns >= 1 and cut_in_secs >= 0")
 
 
+@dataclass(frozen=True)
+class PatienceSnapshot:
+    """The remembered pauses, to carry into a later session (see :meth:`CommitPatience.restore`).
+
+    Parameters:
+        pauses: ``(turns ago, seconds)`` of the remembered resumed pauses, oldest first; turns
+            ago counts from the turn the snapshot was taken for (1 is the turn before it).
+    """
+
+    pauses: tuple[tuple[int, float], ...] = ()
+
+
 class CommitPatience:
     """Learns the least silence before a commit from the pauses the user resumed after.
 
@@ -104,6 +116,18 @@ class CommitPatience:
             return p.floor_secs
         learned = max(recent) * p.factor + p.margin_secs
         return min(p.max_secs, max(p.floor_secs, learned))
+
+    def snapshot(self, turn: int) -> PatienceSnapshot:
+        """The remembered pauses, aged relative to user turn ``turn`` (e.g. the next one)."""
+        return PatienceSnapshot(pauses=tuple((max(0, turn - t), s) for t, s in self._pauses))
+
+    def restore(self, snapshot: PatienceSnapshot, turn: int = 0):
+        """Remember an earlier session's pauses as if it had gone on into user turn ``turn``.
+
+        Each pause keeps its age, so ``memory_turns`` forgets it exactly as it would have
+        within one call: a warm start never makes patience last longer than a session would.
+        """
+        self._pauses.extend((turn - age, s) for age, s in snapshot.pauses if s > 0)
 
     def record_resumed_pause(self, turn: int, pause_secs: float):
         """The user paused this long (VAD stop → VAD start) and went on with words."""

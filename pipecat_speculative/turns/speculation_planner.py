@@ -405,6 +405,11 @@ class SpeculationPlanner:
         return self._readiness_secs
 
     @property
+    def readiness_measurements(self) -> int:
+        """How many measurements ``readiness_secs`` rests on this session (0: still a prior)."""
+        return self._readiness_measured
+
+    @property
     def commit_held(self) -> bool:
         """Whether a commit the rule asked for is held until the answer is ready."""
         return self._commit_held

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
 from pipecat.turns.user_stop import BaseUserTurnStopStrategy
@@ -22,6 +22,9 @@ from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
     SpeculativeUserTurnStopStrategy,
 )
 
+if TYPE_CHECKING:
+    from pipecat_speculative.profiles import TurnTakingProfile
+
 __all__ = ["CommitRule", "speculative_turn_strategies"]
 
 CommitRule = Literal["free_patience", "speech_timeout", "smart_turn"]
@@ -35,6 +38,7 @@ def speculative_turn_strategies(
     start: list[BaseUserTurnStartStrategy] | None = None,
     user_speech_timeout: float = 0.6,
     clock: Callable[[], float] | None = None,
+    profile: TurnTakingProfile | None = None,
 ) -> UserTurnStrategies:
     """Build ``UserTurnStrategies`` whose stop strategy speculates.
 
@@ -59,6 +63,8 @@ def speculative_turn_strategies(
         user_speech_timeout: The silence floor of ``"free_patience"`` and the timeout of
             ``"speech_timeout"``.
         clock: Monotonic clock for the strategy (tests).
+        profile: The user's stored turn-taking profile: the strategy starts from what earlier
+            calls learned (see ``pipecat_speculative.profiles.warm_start``) instead of cold.
 
     Returns:
         Strategies to pass as ``LLMUserAggregatorParams(user_turn_strategies=...)``.
@@ -85,4 +91,8 @@ def speculative_turn_strategies(
     strategy = SpeculativeUserTurnStopStrategy(
         commit_strategy=rule, params=params, match_policy=match_policy, **kwargs
     )
+    if profile is not None:
+        from pipecat_speculative.profiles.warm_start import warm_start
+
+        warm_start(strategy, profile)
     return UserTurnStrategies(start=start, stop=[strategy])
