@@ -70,6 +70,9 @@ from pipecat_speculative.pipecat_compat import mark_turn_open_at_gate, speculati
 
 __all__ = ["SpeculationAwareLLMMixin"]
 
+_MAX_WAITING_SPECULATIONS = 64
+"""Speculative contexts remembered as waiting in the queue; older entries were flushed."""
+
 
 @dataclass
 class _SpeculativeAttempt:
@@ -159,6 +162,10 @@ class SpeculationAwareLLMMixin:
             if isinstance(frame, LLMContextFrame) and frame.speculation:
                 self._speculative_entered += 1
                 self._speculative_waiting[frame.id] = self._speculative_entered
+                # An interruption flushes queued contexts without processing them, so their
+                # entries are never popped: keep only the newest (none waits behind this many).
+                while len(self._speculative_waiting) > _MAX_WAITING_SPECULATIONS:
+                    del self._speculative_waiting[next(iter(self._speculative_waiting))]
             elif isinstance(frame, (EagerEndOfTurnCancelFrame, InterruptionFrame)):
                 self._speculative_void_through = self._speculative_entered
                 if self._attempt is not None:

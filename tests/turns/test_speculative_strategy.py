@@ -310,3 +310,12 @@ async def test_the_commit_comes_when_the_held_answer_reports_its_first_sentence(
     # Not at the 0.35 s floor: the two 0.3 s pieces of the answer came first.
     assert record.ready_at is not None and commit.committed_at >= record.ready_at
     assert record.ready_at - record.started_at >= 0.6
+
+
+async def test_speculative_contexts_that_are_never_processed_do_not_pile_up():
+    # Contexts an interruption flushes from the queue are never processed, so never popped: the
+    # mixin keeps only the newest entries.
+    llm = SpeculationAwareFakeLLMService()
+    for _ in range(100):
+        await llm.queue_frame(LLMContextFrame(context=LLMContext(), speculation=True))
+    assert len(llm._speculative_waiting) == 64
