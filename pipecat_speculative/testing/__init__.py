@@ -14,6 +14,7 @@ See ``docs/testing.md`` for an example test; ``tests/testing/test_user_example.p
 from pipecat_speculative.testing.fakes import (
     FakeLLMService,
     SpeculationAwareFakeLLMService,
+    fake_llm_settings,
     last_user_text,
 )
 from pipecat_speculative.testing.timeline import (
@@ -29,6 +30,7 @@ __all__ = [
     "Segment",
     "SpeculationAwareFakeLLMService",
     "Timeline",
+    "fake_llm_settings",
     "final_transcription",
     "last_user_text",
 ]

@@ -23,7 +23,31 @@ from pipecat.services.settings import LLMSettings
 
 from pipecat_speculative.services.speculation_aware_llm import SpeculationAwareLLMMixin
 
-__all__ = ["FakeLLMService", "SpeculationAwareFakeLLMService", "last_user_text"]
+__all__ = [
+    "FakeLLMService",
+    "SpeculationAwareFakeLLMService",
+    "fake_llm_settings",
+    "last_user_text",
+]
+
+
+def fake_llm_settings(model: str, **overrides: Any) -> LLMSettings:
+    """Complete ``LLMSettings`` for a fake service: every field set, as a real service's are."""
+    values: dict[str, Any] = {
+        "model": model,
+        "system_instruction": None,
+        "temperature": None,
+        "max_tokens": None,
+        "top_p": None,
+        "top_k": None,
+        "frequency_penalty": None,
+        "presence_penalty": None,
+        "seed": None,
+        "filter_incomplete_user_turns": None,
+        "user_turn_completion_config": None,
+    }
+    values.update(overrides)
+    return LLMSettings(**values)
 
 
 def last_user_text(frame: LLMContextFrame) -> str:
@@ -53,19 +77,7 @@ class FakeLLMService(LLMService):
 
     def __init__(self, *, piece_delay: float = 0.05, tool_word: str | None = None, **kwargs: Any):
         super().__init__(
-            settings=LLMSettings(
-                model="fake",
-                system_instruction=None,
-                temperature=None,
-                max_tokens=None,
-                top_p=None,
-                top_k=None,
-                frequency_penalty=None,
-                presence_penalty=None,
-                seed=None,
-                filter_incomplete_user_turns=None,
-                user_turn_completion_config=None,
-            ),
+            settings=fake_llm_settings("fake"),
             **kwargs,
         )
         self.piece_delay = piece_delay

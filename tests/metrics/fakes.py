@@ -22,9 +22,11 @@ from pipecat.frames.frames import (
 from pipecat.metrics.metrics import LLMTokenUsage
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import LLMService
-from pipecat.services.settings import LLMSettings, TTSSettings
+from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.base_object import BaseObject
+
+from pipecat_speculative.testing.fakes import fake_llm_settings
 
 
 @dataclass
@@ -43,19 +45,7 @@ class FakeLLM(LLMService):
 
     def __init__(self, scripts: list[LLMScript] | None = None, **kwargs):
         super().__init__(
-            settings=LLMSettings(
-                model="fake-llm",
-                system_instruction=None,
-                temperature=None,
-                max_tokens=None,
-                top_p=None,
-                top_k=None,
-                frequency_penalty=None,
-                presence_penalty=None,
-                seed=None,
-                filter_incomplete_user_turns=False,
-                user_turn_completion_config=None,
-            ),
+            settings=fake_llm_settings("fake-llm", filter_incomplete_user_turns=False),
             **kwargs,
         )
         self._scripts = list(scripts or [])
