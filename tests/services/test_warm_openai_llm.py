@@ -179,7 +179,10 @@ async def test_an_idle_gap_longer_than_the_server_keepalive_triggers_a_rewarm(lo
         llm = make_llm(f"{server.base_url}/v1", warmup_listener=lambda *a: seen.append(a))
         await llm.warmup()
         first_connections = set(server.connections)
-        frames = [SleepFrame(1.2), LLMContextFrame(context("Hello again"))]
+        # The server closes idle connections after 0.3 s and the service replaces them (~0.45 s a
+        # cycle): the inference comes mid-way through the first replacement's life, not at a
+        # cycle boundary where a just-closed connection may not have been found dead yet.
+        frames = [SleepFrame(0.6), LLMContextFrame(context("Hello again"))]
         await run_test(llm, frames_to_send=frames)
 
     # The server closed both idle connections; they were replaced before the inference.
