@@ -521,7 +521,7 @@ class _Outbox:
         return False
 
     def _malformed(self, fault: Fault) -> str:
-        if fault.malformed == "invalid_json":
+        if fault.malformed != "missing_fields":
             return '{"type": "Results", "channel": {"alternatives": [{"transcript": "'
         if self._conn.path == LISTEN_V2_PATH:
             return json.dumps({"type": "TurnInfo", "request_id": self._conn.request_id})
