@@ -21,12 +21,13 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import LLMAssistantAggregator
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-from pipecat.tests.utils import run_test
+from pipecat.tests.utils import SleepFrame, run_test
 
 from pipecat_speculative.pipecat_compat import openai_client
 from pipecat_speculative.services.speculative_openai_llm_service import SpeculativeOpenAILLMService
 from pipecat_speculative.standins.pytest_plugin import STANDIN_API_KEY, STANDIN_LLM_MODEL
 from pipecat_speculative.testing import Timeline
+from pipecat_speculative.testing.timeline import final_transcription
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.speculation_events import WithdrawalReason
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
@@ -234,3 +235,29 @@ async def test_a_key_revoked_mid_session_is_a_clear_error_without_a_retry_loop(
     assert any(m.startswith("ERROR") and "refused for good" in m for m in all_logs)
     assert user_messages(turn.rig.context) == [QUESTION, "and tomorrow"]
     assert turn.assistant_messages() == [turn.text]  # the second turn says nothing
+
+
+async def test_a_final_arriving_after_the_commit_never_re_answers_the_committed_turn(
+    make_llm, openai_standin, all_logs
+):
+    # The STT sends one more final for speech it already finalized, 1.5 s after the commit
+    # (0.8 s): a late result, no VAD activity around it.
+    llm = make_llm()
+    frames = [
+        *one_turn().frames(),
+        final_transcription("in Paris"),
+        SleepFrame(1.2),
+    ]
+    params = SpeculativeTurnParams(debounce=DebounceParams(initial_secs=0.05))
+    rig = Rig(llm=llm, commit=0.8, params=params)
+    heard = Heard()
+    await run_test(
+        Pipeline([rig.aggregator, llm, heard, LLMAssistantAggregator(rig.context)]),
+        frames_to_send=frames,
+    )
+    # The committed turn is answered once, and never again with the late words added: those
+    # start the next turn, which answers them on their own.
+    assert heard.text.count(QUESTION) == 1 and "weather in Paris" not in heard.text
+    assert user_messages(rig.context) == [QUESTION, "in Paris"]
+    first_answer = next(m for m in rig.context.messages if m.get("role") == "assistant")
+    assert ANSWER in first_answer["content"] and "Paris" not in first_answer["content"]
