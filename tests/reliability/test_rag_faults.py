@@ -1,0 +1,99 @@
+"""Pinecone faults through the parallel RAG processor, with the real pinecone SDK on the stand-in.
+
+The turn is answered without passages, the failure is logged and counted. Covered elsewhere with a
+scripted retriever: the budget timeout and a retriever exception (tests/rag/test_parallel_rag_processor.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+from loguru import logger
+from pipecat.frames.frames import LLMContextFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import SleepFrame, run_test
+
+from pipecat_speculative.rag import ParallelRAGProcessor, PineconeRetriever, RAGParams
+from pipecat_speculative.rag.ingest import ingest_paths, sample_document
+from pipecat_speculative.rag.retrieval_report import RetrievalOutcome
+from tests.rag.fakes import RecordingLLM, passages_messages
+from tests.rag.test_ingest import HashEmbedder
+
+QUESTION = "what does the omni plan cost"
+TIMEOUT = RetrievalOutcome.TIMEOUT
+
+
+@pytest.fixture
+async def retriever(pinecone_standin):
+    retriever = PineconeRetriever(
+        embedder=HashEmbedder(), host=pinecone_standin.base_url, api_key="test", min_score=None
+    )
+    await ingest_paths([sample_document()], target=retriever, embedder=retriever.embedder)
+    return retriever
+
+
+@pytest.fixture
+def warnings():
+    messages: list[str] = []
+    sink = logger.add(lambda m: messages.append(str(m)), level="WARNING")
+    yield messages
+    logger.remove(sink)
+
+
+async def ask(retriever):
+    rag = ParallelRAGProcessor(
+        retriever=retriever, params=RAGParams(budget_secs=0.5, warmup_timeout_secs=0)
+    )
+    reports: list = []
+
+    @rag.event_handler("on_retrieval_report")
+    async def _on_report(_rag, report):
+        reports.append(report)
+
+    llm = RecordingLLM()
+    frame = LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": QUESTION}]))
+    await run_test(Pipeline([rag, llm]), frames_to_send=[frame, SleepFrame(0.7)])
+    [(messages, _)] = llm.contexts  # answered, once
+    return rag, reports, messages
+
+
+async def test_a_healthy_index_gives_the_answer_its_passages(retriever):
+    rag, reports, messages = await ask(retriever)
+    assert [r.outcome for r in reports] == [RetrievalOutcome.PASSAGES]
+    assert len(passages_messages(messages)) == 1
+
+
+@pytest.mark.parametrize(
+    ("arm", "outcome", "counter"),
+    [
+        (lambda s: s.faults.http_error(403, path="/query"), RetrievalOutcome.ERROR, "errors"),
+        (lambda s: s.faults.http_error(400, path="/query"), RetrievalOutcome.ERROR, "errors"),
+        # The SDK retries a 5xx and a cut connection with backoff: past the budget when the
+        # index stays down, so the turn goes on without passages at the budget.
+        (lambda s: s.faults.http_error(503, path="/query", times=None), TIMEOUT, "timeouts"),
+        (lambda s: s.faults.disconnect(path="/query", times=None), TIMEOUT, "timeouts"),
+        (lambda s: s.faults.slow_first_byte(0.8, path="/query"), TIMEOUT, "timeouts"),
+    ],
+    ids=["403", "400", "503", "disconnect", "slow"],
+)
+async def test_a_failing_index_is_answered_without_passages_logged_and_counted(
+    retriever, pinecone_standin, warnings, arm, outcome, counter
+):
+    fault = arm(pinecone_standin)
+    rag, reports, messages = await ask(retriever)
+    assert fault.fired >= 1
+    assert passages_messages(messages) == []  # answered, without passages
+    assert messages[-1] == {"role": "user", "content": QUESTION}
+    assert [r.outcome for r in reports] == [outcome]
+    assert getattr(rag, counter) == 1
+    assert any("without passages" in m or "retrieval" in m.lower() for m in warnings)
+
+
+async def test_one_5xx_is_retried_by_the_sdk_and_the_answer_has_its_passages(
+    retriever, pinecone_standin
+):
+    fault = pinecone_standin.faults.http_error(503, path="/query")
+    _, reports, messages = await ask(retriever)
+    assert fault.fired == 1
+    assert [r.outcome for r in reports] == [RetrievalOutcome.PASSAGES]
+    assert len(passages_messages(messages)) == 1
