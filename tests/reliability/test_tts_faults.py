@@ -4,6 +4,8 @@ What the user gets from each: the sentence (less one bad message's audio), or a 
 says it was cut (an ErrorFrame upstream and its TTSStoppedFrame at once), and the next sentence
 spoken in full; never a turn left open.
 
+And Pipecat's HTTP service on the plugin's shared session, cut mid-synthesis.
+
 Covered elsewhere: a message that is not JSON (test_malformed_elevenlabs.py).
 """
 
@@ -17,8 +19,10 @@ from pipecat.frames.frames import (
     TTSStartedFrame,
     TTSStoppedFrame,
 )
+from pipecat.services.elevenlabs.tts import ElevenLabsHttpTTSService
 from pipecat.tests.utils import SleepFrame, run_test
 
+from pipecat_speculative.services.elevenlabs_http_session import ElevenLabsHttpSession
 from pipecat_speculative.services.warm_elevenlabs_tts_service import WarmElevenLabsTTSService
 from pipecat_speculative.standins import ElevenLabsStandin
 from pipecat_speculative.standins.profile import LatencyProfile
@@ -127,3 +131,34 @@ async def test_an_is_final_that_never_comes_is_bounded_and_closed_with_a_stop_fr
     assert audio_of(down, two) == second.audio_messages
     assert tts.contexts_without_final == 1
     assert any(m.startswith("WARNING") and "never sent isFinal" in m for m in all_logs)
+
+
+async def test_the_http_tts_cut_mid_synthesis_says_so_and_the_next_sentence_is_whole():
+    # Pipecat's ElevenLabsHttpTTSService through the plugin's shared session: the stream is cut
+    # after two chunks. The sentence is cut with an ErrorFrame and closed with its stop frame;
+    # the session opens a new connection for the next sentence.
+    async with standin() as server:
+        fault = server.faults.disconnect(after=2)
+        async with ElevenLabsHttpSession(api_key="test", base_url=server.base_url) as http:
+            tts = ElevenLabsHttpTTSService(
+                api_key="test",
+                base_url=server.base_url,
+                aiohttp_session=http.session,
+                sample_rate=16000,
+                settings=ElevenLabsHttpTTSService.Settings(voice="standin"),
+            )
+            down, up = await speak_two(tts)
+    assert fault.fired == 1
+    (cut, whole) = [f.context_id for f in down if isinstance(f, TTSStartedFrame)]
+    assert playback(down) == [
+        ("TTSStartedFrame", cut),
+        ("TTSAudioRawFrame", cut),
+        ("TTSStoppedFrame", cut),
+        ("TTSStartedFrame", whole),
+        ("TTSAudioRawFrame", whole),
+        ("TTSStoppedFrame", whole),
+    ]
+    errors = [f.error for f in up if isinstance(f, ErrorFrame)]
+    assert len(errors) == 1 and "payload is not completed" in errors[0]
+    second = next(r for r in server.requests if r.info.get("characters") == len(SECOND))
+    assert second.status == 200 and audio_of(down, whole) > audio_of(down, cut)
