@@ -39,8 +39,8 @@ async def two_turns(deepgram: DeepgramStandin):
     )
     frames = [
         *audio_frames(silence(0.2) + speech(1.0) + silence(1.0)),
-        SleepFrame(0.2),
-        *audio_frames(speech(0.6, pitch=0.13) + silence(1.0)),
+        SleepFrame(0.3),  # the user pauses (a reconnection completes meanwhile)
+        *audio_frames(silence(0.3) + speech(0.6, pitch=0.13) + silence(1.0)),
         SleepFrame(0.4),
     ]
     down, _ = await run_test(stt, frames_to_send=frames)
