@@ -238,7 +238,7 @@ async def test_a_key_revoked_mid_session_is_a_clear_error_without_a_retry_loop(
 
 
 async def test_a_final_arriving_after_the_commit_never_re_answers_the_committed_turn(
-    make_llm, openai_standin, all_logs
+    make_llm, openai_standin
 ):
     # The STT sends one more final for speech it already finalized, 1.5 s after the commit
     # (0.8 s): a late result, no VAD activity around it.

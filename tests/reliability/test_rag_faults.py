@@ -7,7 +7,6 @@ scripted retriever: the budget timeout and a retriever exception (tests/rag/test
 from __future__ import annotations
 
 import pytest
-from loguru import logger
 from pipecat.frames.frames import LLMContextFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -32,17 +31,9 @@ async def retriever(pinecone_standin):
     return retriever
 
 
-@pytest.fixture
-def warnings():
-    messages: list[str] = []
-    sink = logger.add(lambda m: messages.append(str(m)), level="WARNING")
-    yield messages
-    logger.remove(sink)
-
-
-async def ask(retriever):
+async def ask(retriever, budget_secs: float = 0.5):
     rag = ParallelRAGProcessor(
-        retriever=retriever, params=RAGParams(budget_secs=0.5, warmup_timeout_secs=0)
+        retriever=retriever, params=RAGParams(budget_secs=budget_secs, warmup_timeout_secs=0)
     )
     reports: list = []
 
@@ -52,7 +43,7 @@ async def ask(retriever):
 
     llm = RecordingLLM()
     frame = LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": QUESTION}]))
-    await run_test(Pipeline([rag, llm]), frames_to_send=[frame, SleepFrame(0.7)])
+    await run_test(Pipeline([rag, llm]), frames_to_send=[frame, SleepFrame(budget_secs + 0.2)])
     [(messages, _)] = llm.contexts  # answered, once
     return rag, reports, messages
 
@@ -77,7 +68,7 @@ async def test_a_healthy_index_gives_the_answer_its_passages(retriever):
     ids=["403", "400", "503", "disconnect", "slow"],
 )
 async def test_a_failing_index_is_answered_without_passages_logged_and_counted(
-    retriever, pinecone_standin, warnings, arm, outcome, counter
+    retriever, pinecone_standin, all_logs, arm, outcome, counter
 ):
     fault = arm(pinecone_standin)
     rag, reports, messages = await ask(retriever)
@@ -86,14 +77,15 @@ async def test_a_failing_index_is_answered_without_passages_logged_and_counted(
     assert messages[-1] == {"role": "user", "content": QUESTION}
     assert [r.outcome for r in reports] == [outcome]
     assert getattr(rag, counter) == 1
-    assert any("without passages" in m or "retrieval" in m.lower() for m in warnings)
+    assert any(m.startswith("WARNING") and "without passages" in m for m in all_logs)
 
 
 async def test_one_5xx_is_retried_by_the_sdk_and_the_answer_has_its_passages(
     retriever, pinecone_standin
 ):
+    # The SDK's first retry waits 0.25-0.75 s (jittered): a budget that covers it.
     fault = pinecone_standin.faults.http_error(503, path="/query")
-    _, reports, messages = await ask(retriever)
+    _, reports, messages = await ask(retriever, budget_secs=1.5)
     assert fault.fired == 1
     assert [r.outcome for r in reports] == [RetrievalOutcome.PASSAGES]
     assert len(passages_messages(messages)) == 1

@@ -23,22 +23,12 @@ from pipecat.services.elevenlabs.tts import ElevenLabsHttpTTSService
 from pipecat.tests.utils import SleepFrame, run_test
 
 from pipecat_speculative.services.elevenlabs_http_session import ElevenLabsHttpSession
-from pipecat_speculative.services.warm_elevenlabs_tts_service import WarmElevenLabsTTSService
 from pipecat_speculative.standins import ElevenLabsStandin
 from pipecat_speculative.standins.profile import LatencyProfile
+from tests.reliability.test_malformed_elevenlabs import make_tts
 
 FIRST = "This sentence is long enough to be sent as several audio messages by the server."
 SECOND = "And here is a second sentence for the record."
-
-
-def make_tts(url: str, **kwargs) -> WarmElevenLabsTTSService:
-    return WarmElevenLabsTTSService(
-        api_key="test",
-        url=url,
-        sample_rate=16000,
-        settings=WarmElevenLabsTTSService.Settings(voice="standin"),
-        **kwargs,
-    )
 
 
 def standin() -> ElevenLabsStandin:
