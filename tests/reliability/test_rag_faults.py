@@ -20,6 +20,7 @@ from tests.rag.test_ingest import HashEmbedder
 
 QUESTION = "what does the omni plan cost"
 TIMEOUT = RetrievalOutcome.TIMEOUT
+FAILED = {RetrievalOutcome.ERROR, RetrievalOutcome.TIMEOUT}
 
 
 @pytest.fixture
@@ -59,10 +60,10 @@ async def test_a_healthy_index_gives_the_answer_its_passages(retriever):
     [
         (lambda s: s.faults.http_error(403, path="/query"), RetrievalOutcome.ERROR, "errors"),
         (lambda s: s.faults.http_error(400, path="/query"), RetrievalOutcome.ERROR, "errors"),
-        # The SDK retries a 5xx and a cut connection with backoff: past the budget when the
-        # index stays down, so the turn goes on without passages at the budget.
-        (lambda s: s.faults.http_error(503, path="/query", times=None), TIMEOUT, "timeouts"),
-        (lambda s: s.faults.disconnect(path="/query", times=None), TIMEOUT, "timeouts"),
+        # The SDK retries a 5xx and a cut connection once (jittered 0.25-0.75 s): an error
+        # after it, or the budget first; either way the turn goes on without passages.
+        (lambda s: s.faults.http_error(503, path="/query", times=None), FAILED, "failures"),
+        (lambda s: s.faults.disconnect(path="/query", times=None), FAILED, "failures"),
         (lambda s: s.faults.slow_first_byte(0.8, path="/query"), TIMEOUT, "timeouts"),
     ],
     ids=["403", "400", "503", "disconnect", "slow"],
@@ -75,8 +76,12 @@ async def test_a_failing_index_is_answered_without_passages_logged_and_counted(
     assert fault.fired >= 1
     assert passages_messages(messages) == []  # answered, without passages
     assert messages[-1] == {"role": "user", "content": QUESTION}
-    assert [r.outcome for r in reports] == [outcome]
-    assert getattr(rag, counter) == 1
+    [report] = reports
+    assert report.outcome in outcome if isinstance(outcome, set) else report.outcome == outcome
+    counted = rag.errors + rag.timeouts if counter == "failures" else getattr(rag, counter)
+    assert counted == 1
+    # One query, at most one SDK retry: no thread left retrying for seconds after the turn.
+    assert sum(r.path == "/query" for r in pinecone_standin.requests) <= 2
     assert any(m.startswith("WARNING") and "without passages" in m for m in all_logs)
 
 
