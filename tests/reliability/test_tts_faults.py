@@ -25,7 +25,10 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipecat_speculative.services.elevenlabs_http_session import ElevenLabsHttpSession
 from pipecat_speculative.standins import ElevenLabsStandin
 from pipecat_speculative.standins.profile import LatencyProfile
+from pipecat_speculative.turns.speculation_events import WithdrawalReason
+from tests.processors.test_speculative_tts import make_rig, run, spoken
 from tests.reliability.test_malformed_elevenlabs import make_tts
+from tests.turns.timeline import Timeline
 
 FIRST = "This sentence is long enough to be sent as several audio messages by the server."
 SECOND = "And here is a second sentence for the record."
@@ -152,3 +155,29 @@ async def test_the_http_tts_cut_mid_synthesis_says_so_and_the_next_sentence_is_w
     assert len(errors) == 1 and "payload is not completed" in errors[0]
     second = next(r for r in server.requests if r.info.get("characters") == len(SECOND))
     assert second.status == 200 and audio_of(down, whole) > audio_of(down, cut)
+
+
+async def test_a_drop_during_a_withdrawn_speculative_synthesis_leaks_nothing():
+    # Speculative TTS: the held answer to "I want" is being synthesized when the user goes on;
+    # the socket drops while the server is still on that withdrawn context. Nothing of the
+    # withdrawn answer is heard, no cut is reported for it (nobody was to hear it), and the real
+    # answer is synthesized whole on the reconnected socket.
+    profile = LatencyProfile.instant(tts_first_audio_secs=0.6, tts_speed_factor=2.0)
+    async with ElevenLabsStandin(profile=profile, speech="synthetic") as server:
+        fault = server.faults.disconnect(after=0)
+        rig, tts, gate = make_rig(server)
+        timeline = (
+            Timeline()
+            .say("I want", pause_after_secs=0.45)
+            .say("a table for two", pause_after_secs=1.5)
+        )
+        down = await run(rig, tts, gate, timeline.frames())
+    assert fault.fired == 1
+    assert [r.withdrawal_reason for r in rig.names("on_speculation_withdrawn")] == [
+        WithdrawalReason.RESUMED
+    ]
+    assert spoken(down) == "ANSWER: I want a table for two"
+    assert sum(isinstance(f, TTSStartedFrame) for f in down) == 1
+    answer = next(c for c in server.tts_stats.contexts if "table" in c.text)
+    assert audio_of(down, answer.context_id) == answer.audio_messages > 0
+    assert server.stats.websockets_opened == 2 and tts.contexts_cut == 0
