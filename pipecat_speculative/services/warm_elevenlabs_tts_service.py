@@ -396,6 +396,11 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         """Process as stock, then close contexts an interruption left unused."""
         await super().process_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame):
+            # Interrupted contexts never complete: forget them here, so nothing accumulates.
+            live = set(self.get_audio_contexts())
+            self._finished_contexts &= live
+            self._cut_contexts &= live
         if self._warm and isinstance(frame, InterruptionFrame):
             await self._close_unused_contexts(keep_pending=True)
             await self.prepare_context()
