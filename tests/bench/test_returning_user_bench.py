@@ -5,6 +5,7 @@ speech in real time) on two tiny calls; it asserts the shape of the results and 
 call really started from the stored profile, never timing.
 """
 
+import io
 import json
 
 import pytest
@@ -124,6 +125,7 @@ RETURN = {
 @pytest.mark.timeout(180)
 async def test_the_bench_stores_the_history_profile_and_warm_starts_the_next_call(tmp_path):
     out = tmp_path / "returning.json"
+    printed = io.StringIO()
 
     document = await run_returning_user_bench(
         ReturningUserOptions(
@@ -135,7 +137,7 @@ async def test_the_bench_stores_the_history_profile_and_warm_starts_the_next_cal
             json_path=out,
             playback_speed=8.0,
         ),
-        console=Console(file=open("/dev/null", "w"), width=160),  # noqa: SIM115
+        console=Console(file=printed, width=200),
     )
 
     assert json.loads(out.read_text()) == json.loads(json.dumps(document))
@@ -160,3 +162,6 @@ async def test_the_bench_stores_the_history_profile_and_warm_starts_the_next_cal
     assert target["cold_compare_turn"] == cold["per_turn"][2]
     assert target["warm_first_turn"] == warm["per_turn"][0]
     assert set(target["checks"]) == {"cut_ins", "withdrawals", "latency"}
+    # One markdown row per opening turn, then the aggregates and the comparison turn.
+    rows = [line.split("|")[1].strip() for line in printed.getvalue().splitlines() if "|" in line]
+    assert rows[2:] == ["1", "2", "turns 1-2", "3", "whole call"]
