@@ -32,9 +32,7 @@ from typing import Any
 
 import numpy as np
 from loguru import logger
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from pipecat_speculative.bench import ScoredTurn, score_session, score_sessions
 from pipecat_speculative.offline_session import SessionResult, run_scenario_session
@@ -50,6 +48,7 @@ __all__ = [
     "LATENCY_NOISE_MS",
     "RETURN_SCENARIO",
     "ReturningUserOptions",
+    "markdown_table",
     "print_returning_user_document",
     "run_returning_user_bench",
     "turn_metrics",
@@ -326,52 +325,73 @@ async def run_returning_user_bench(
 # ---------------------------------------------------------------------------------------------
 
 
-def _cells(m: dict[str, Any]) -> list[str]:
+_COLUMNS = ("cut-ins", "withdrawals", "latency ms", "cancel rate", "delay ms")
+
+
+def _values(m: dict[str, Any]) -> list[str]:
     latency = "n/a" if m["latency_ms"] is None else f"{m['latency_ms']:,.0f}"
     rate = "n/a" if m["cancel_rate"] is None else f"{m['cancel_rate']:.0%}"
     delay = "n/a" if m["delay_ms"] is None else f"{m['delay_ms']:.0f}"
     return [str(m["cut_ins"]), str(m["withdrawals"]), latency, rate, delay]
 
 
+def markdown_table(block: dict[str, Any], first_turns: int, compare_turn: int) -> str:
+    """One profile's results as a markdown table, each cell ``cold / warm``.
+
+    Rows: each of the first turns, the first turns together, ``compare_turn`` (when the call has
+    it) and the whole call.
+    """
+    cold, warm = block["sessions"]["cold"], block["sessions"]["warm"]
+    rows: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+        (str(i + 1), cold["per_turn"][i], warm["per_turn"][i])
+        for i in range(min(first_turns, len(cold["per_turn"])))
+    ]
+    rows.append((f"turns 1-{first_turns}", cold["first_turns"], warm["first_turns"]))
+    if len(cold["per_turn"]) >= compare_turn:
+        rows.append(
+            (
+                str(compare_turn),
+                cold["per_turn"][compare_turn - 1],
+                warm["per_turn"][compare_turn - 1],
+            )
+        )
+    rows.append(("whole call", cold["call"], warm["call"]))
+    lines = [
+        "| turn | " + " | ".join(f"{c} (cold / warm)" for c in _COLUMNS) + " |",
+        "|---|" + "---:|" * len(_COLUMNS),
+    ]
+    for label, c, w in rows:
+        cells = [f"{a} / {b}" for a, b in zip(_values(c), _values(w), strict=True)]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def print_returning_user_document(document: dict[str, Any], console: Console):
     """Print one markdown table per latency profile, the stored profile, target and run time."""
     first, compare = document["first_turns"], document["compare_turn"]
     for name, block in document["profiles"].items():
-        cold, warm = block["sessions"]["cold"], block["sessions"]["warm"]
-        table = Table(
-            title=f"profile {name}: returning hesitant user, without (cold) and with (warm) profile",
-            title_justify="left",
-            box=box.MARKDOWN,
+        console.print(
+            f"\n[bold]profile {name}[/]: returning hesitant user, without (cold) and with (warm) "
+            "the stored profile"
         )
-        table.add_column("turn")
-        for session in SESSIONS:
-            for column in ("cut-ins", "withdrawals", "latency ms", "cancel", "delay ms"):
-                table.add_column(f"{session} {column}", justify="right")
-        for i in range(min(first, len(cold["per_turn"]))):
-            table.add_row(str(i + 1), *_cells(cold["per_turn"][i]), *_cells(warm["per_turn"][i]))
-        table.add_row(
-            f"turns 1-{first}", *_cells(cold["first_turns"]), *_cells(warm["first_turns"])
+        console.print(
+            markdown_table(block, first, compare), markup=False, highlight=False, soft_wrap=True
         )
-        if len(cold["per_turn"]) >= compare:
-            table.add_row(
-                str(compare),
-                *_cells(cold["per_turn"][compare - 1]),
-                *_cells(warm["per_turn"][compare - 1]),
-            )
-        table.add_row("whole call", *_cells(cold["call"]), *_cells(warm["call"]))
-        console.print(table)
         stored = block["stored_profile"]
         console.print(
             f"stored profile after the history call: delay {stored['speculation_delay_ms']:.0f} "
             f"ms, readiness {stored['readiness_ms']} ms, {stored['pauses']} pauses, "
-            f"{stored['turns_seen']} turns, {stored['json_bytes']} bytes of JSON; latency is the "
-            "p50 of answering commits (one turn: its own); delay is the speculation delay in "
-            "force at the first speculation"
+            f"{stored['turns_seen']} turns, {stored['json_bytes']} bytes of JSON. Latency: end "
+            "of speech → first bot audio of the answering commit (p50 over several turns); "
+            "delay: the speculation delay at the first speculation.",
+            highlight=False,
         )
         target = block["target"]
         verdict = {True: "[green]met[/]", False: "[red]not met[/]", None: "n/a"}[target["met"]]
         detail = target.get("target") or target.get("why")
-        checks = ", ".join(f"{k} {v}" for k, v in target.get("checks", {}).items())
-        console.print(f"target ({detail}): {verdict} ({checks}); {block['runtime_secs']} s")
+        checks = ", ".join(f"{k} {'ok' if v else v}" for k, v in target.get("checks", {}).items())
+        console.print(
+            f"target ({detail}): {verdict} ({checks}); {block['runtime_secs']} s", highlight=False
+        )
     runtime = document["runtime_secs"]
     console.print(f"runtime {runtime['total']} s (render {runtime['render']} s)")
