@@ -21,7 +21,6 @@ a warm first turn as good as that.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import tempfile
 import time
@@ -34,7 +33,12 @@ import numpy as np
 from loguru import logger
 from rich.console import Console
 
-from pipecat_speculative.bench import ScoredTurn, score_session, score_sessions
+from pipecat_speculative.bench import (
+    ScoredTurn,
+    score_session,
+    score_sessions,
+    write_bench_json,
+)
 from pipecat_speculative.offline_session import SessionResult, run_scenario_session
 from pipecat_speculative.pipeline_builder import BotPipelineConfig, SystemKind
 from pipecat_speculative.profiles import SQLiteProfileStore, TurnTakingProfile
@@ -311,11 +315,7 @@ async def run_returning_user_bench(
         },
     }
     print_returning_user_document(document, console)
-    if options.json_path is not None:
-        path = Path(options.json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at the end
-        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")  # noqa: ASYNC240
-        console.print(f"wrote {path}")
+    write_bench_json(document, options.json_path, console)
     logger.debug(f"returning-user bench finished in {document['runtime_secs']['total']} s")
     return document
 
