@@ -21,9 +21,10 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS build
 # per-user profile store shared by the fleet.
 ARG EXTRAS=daily,webrtc,rag,pinecone,prometheus,redis
 
+# pip compiles the bytecode at install: the runtime user cannot write /opt/venv, and compiling
+# Pipecat's modules at every start would slow every cold start.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PIP_NO_CACHE_DIR=1
 
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
