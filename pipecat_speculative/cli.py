@@ -222,6 +222,16 @@ def bench(
     no_rag: Annotated[
         bool, typer.Option("--no-rag", help="No retrieval (no system uses the sample document).")
     ] = False,
+    returning_user: Annotated[
+        bool,
+        typer.Option(
+            "--returning-user",
+            help=(
+                "A returning hesitant user instead: a first call teaches a stored profile, the "
+                "next call runs without and with it (speculative only, no retrieval)."
+            ),
+        ),
+    ] = False,
 ):
     """Compare stock, eager_flux and speculative on the same audio, one table per profile."""
     import asyncio
@@ -233,12 +243,31 @@ def bench(
     from pipecat_speculative.scenarios.scenario import load_scenarios
 
     with _user_errors():
+        if returning_user and (scenarios is not None or quick or sessions != 1):
+            raise InputError(
+                "--returning-user plays its own two calls: --scenarios, --quick and --sessions "
+                "do not apply"
+            )
         if scenarios is not None:
             load_scenarios(scenarios)
         _check_profile(profile)
     quiet_standin_server_errors()
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
+    if returning_user:
+        from pipecat_speculative.bench_returning_user import (
+            ReturningUserOptions,
+            run_returning_user_bench,
+        )
+
+        asyncio.run(
+            run_returning_user_bench(
+                ReturningUserOptions(
+                    profiles=profile or None, json_path=json_path, warm_connections=not no_warm
+                )
+            )
+        )
+        return
     options = BenchOptions(
         scenarios_dir=scenarios,
         profiles=profile or None,
