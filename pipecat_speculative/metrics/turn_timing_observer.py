@@ -52,9 +52,11 @@ from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     EndFrame,
     Frame,
+    InterimTranscriptionFrame,
     InterruptionFrame,
     LLMContextFrame,
     MetricsFrame,
+    TranscriptionFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
@@ -256,6 +258,7 @@ class TurnTimingObserver(BaseObserver):
         add("on_speculation_adopted", self._on_speculation_adopted)
         add("on_user_turn_committed", self._on_user_turn_committed)
         add("on_debounce_changed", self._on_debounce_changed)
+        self._tracker.tuning(**_strategy_tuning(strategy))
         logger.debug(f"{self}: attached to {strategy}")
 
     def record_warmup(self, service: str, secs: float, ok: bool):
@@ -360,6 +363,9 @@ class TurnTimingObserver(BaseObserver):
             self._handle_vad_stop(frame, at)
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._tracker.speech_started(at)
+        elif isinstance(frame, (TranscriptionFrame, InterimTranscriptionFrame)):
+            if frame.text.strip():
+                self._tracker.user_words(at)
         elif isinstance(frame, UserStartedSpeakingFrame):
             self._tracker.user_turn_started(at)
         elif isinstance(frame, UserStoppedSpeakingFrame):
@@ -515,6 +521,7 @@ class TurnTimingObserver(BaseObserver):
         )
 
     def _on_speculation_withdrawn(self, strategy: Any, record: Any):
+        self._speculation_ready(record)
         reason = getattr(record, "withdrawal_reason", None)
         value = getattr(reason, "value", reason)
         self._tracker.annotate_speculation_withdrawn(
@@ -523,7 +530,18 @@ class TurnTimingObserver(BaseObserver):
 
     def _on_speculation_adopted(self, strategy: Any, record: Any):
         # Adoption is the commit frame's to time; the strategy's event only confirms it.
+        self._speculation_ready(record)
         logger.trace(f"{self}: strategy adopted speculation {record.id}")
+
+    def _speculation_ready(self, record: Any):
+        ready_at, started_at = (
+            getattr(record, "ready_at", None),
+            getattr(record, "started_at", None),
+        )
+        if ready_at is not None and started_at is not None:
+            self._tracker.annotate_speculation_ready(
+                strategy_id=record.id, secs=ready_at - started_at
+            )
 
     def _on_user_turn_committed(self, strategy: Any, commit: Any):
         self._tracker.annotate_commit(text=commit.text)
@@ -607,6 +625,27 @@ class TurnTimingObserver(BaseObserver):
         finally:
             if self._watchdog_task is asyncio.current_task():
                 self._watchdog_task = None
+
+
+def _strategy_tuning(strategy: Any) -> dict[str, float | None]:
+    """The settings a what-if replay starts from, read off a speculative strategy (duck-typed)."""
+    planner = getattr(strategy, "planner", None)
+    params = getattr(planner, "params", None)
+    debounce = getattr(planner, "debounce", None)
+    # The free-patience rule's floor; other rules keep theirs private (None: unknown).
+    floor = getattr(getattr(strategy, "commit_strategy", None), "floor_secs", None)
+
+    def number(value: Any) -> float | None:
+        return (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )
+
+    return {
+        "debounce_initial_secs": number(getattr(debounce, "delay_secs", None)),
+        "debounce_min_secs": number(getattr(getattr(debounce, "params", None), "min_secs", None)),
+        "commit_floor_secs": number(floor),
+        "resume_backoff": number(getattr(params, "resume_backoff", None)),
+    }
 
 
 def _is_last_hop_of_session_end(data: FramePushed) -> bool:
