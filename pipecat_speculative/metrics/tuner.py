@@ -49,7 +49,13 @@ from rich.console import Console
 from rich.table import Table
 
 from pipecat_speculative.frames import SpeculationStage
-from pipecat_speculative.metrics.report import ReportInputError, TimingReport, load_report
+from pipecat_speculative.metrics.report import (
+    ReportInputError,
+    TimingReport,
+    headless_pyplot,
+    load_report,
+    save_figure,
+)
 from pipecat_speculative.metrics.turn_record import PauseEntry, SessionSummary, TurnRecord
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.commit_patience import PatienceParams
@@ -122,12 +128,17 @@ class ReplayPause:
         resumed: The user went on after it.
         speech_secs: The resumed speech, VAD start → next VAD stop.
         words_secs: VAD start → its first words; None: no words (a blip).
+        final_secs: VAD stop → the final transcript of the speech before the pause; None: it
+            came before the VAD stop.
+        final_matched: That final said what the interim before it said; None: no interim.
     """
 
     silence_secs: float
     resumed: bool
     speech_secs: float = UNKNOWN_SPEECH_SECS
     words_secs: float | None = UNKNOWN_WORDS_SECS
+    final_secs: float | None = None
+    final_matched: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -385,7 +396,26 @@ def replay_turns(
         notes.append(f"{estimated} turns without a measured answer readiness use {source}")
     if fallback_tokens is None:
         notes.append("no token usage recorded: wasted tokens are n/a (withdrawals still counted)")
+    notes.append(_recorded_outcomes(records))
     return turns, notes
+
+
+def _recorded_outcomes(records: Sequence[TurnRecord]) -> str:
+    """What the recorded turns did, for comparison with the replay (which leaves some out)."""
+    specs = [s for t in records for s in t.speculations]
+    adopted = sum(1 for s in specs if s.outcome == "adopted")
+    reasons: dict[str, int] = {}
+    for s in specs:
+        if s.outcome == "withdrawn":
+            reasons[s.reason or "unknown"] = reasons.get(s.reason or "unknown", 0) + 1
+    counted = sum(1 for s in specs if s.outcome == "withdrawn" and s.counts_toward_cancel_rate)
+    rate = f"{counted / (counted + adopted):.0%}" if counted + adopted else "n/a"
+    by_reason = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())) or "none"
+    return (
+        f"recorded: {len(specs)} speculations, cancel rate {rate}, withdrawn: {by_reason}; "
+        "the replay models pauses only, so withdrawals for a late or changed transcript "
+        "(extended, mismatch), tool calls and failures are not replayed"
+    )
 
 
 def _merged_pauses(group: list[TurnRecord]) -> tuple[ReplayPause, ...]:
@@ -396,19 +426,24 @@ def _merged_pauses(group: list[TurnRecord]) -> tuple[ReplayPause, ...]:
         if n + 1 < len(group):
             last = entries[-1]
             gap = (record.speech_after_commit_ms or 0.0) / 1000
-            entries[-1] = ReplayPause(silence_secs=last.silence_secs + gap, resumed=True)
+            entries[-1] = replace(last, silence_secs=last.silence_secs + gap, resumed=True)
         pauses += entries
     return tuple(pauses)
 
 
 def _pause(entry: PauseEntry) -> ReplayPause:
+    final = dict(
+        final_secs=entry.final_ms / 1000 if entry.final_ms is not None else None,
+        final_matched=entry.final_matched,
+    )
     if not entry.resumed:
-        return ReplayPause(silence_secs=entry.silence_ms / 1000, resumed=False)
+        return ReplayPause(silence_secs=entry.silence_ms / 1000, resumed=False, **final)
     return ReplayPause(
         silence_secs=entry.silence_ms / 1000,
         resumed=True,
         speech_secs=entry.speech_ms / 1000 if entry.speech_ms is not None else UNKNOWN_SPEECH_SECS,
         words_secs=entry.words_ms / 1000 if entry.words_ms is not None else None,
+        **final,
     )
 
 
@@ -526,18 +561,28 @@ class _Replay:
         self._readiness = turn.readiness_secs
         self._start_turn(start)
         self._at(start, "vad_start", priority=0)
-        self._at(start, "words", priority=0)
+        words_at: float | None = start
         stop = start + UNKNOWN_SPEECH_SECS
         resumptions: list[float] = []
         for pause in turn.pauses:
+            # The words of the speech before this pause: an interim while speaking when its
+            # final came in the pause (then the final, the same words or not), else the final.
+            word = self._word()
+            if pause.final_secs is None:
+                if words_at is not None:
+                    self._at(words_at, "final", word, priority=0)
+            else:
+                if words_at is not None and pause.final_matched is not None:
+                    self._at(words_at, "interim", word, priority=0)
+                final = word if pause.final_matched is not False else f"{word} more"
+                self._at(stop + pause.final_secs, "final", final, priority=0)
             self._at(stop, "vad_stop", priority=0)
             if not pause.resumed:
                 break
             resume = stop + pause.silence_secs
             resumptions.append(resume)
             self._at(resume, "vad_start", priority=0)
-            if pause.words_secs is not None:
-                self._at(resume + pause.words_secs, "words", priority=0)
+            words_at = resume + pause.words_secs if pause.words_secs is not None else None
             stop = resume + pause.speech_secs
         final_stop = stop
         while self._queue:
@@ -571,8 +616,10 @@ class _Replay:
             self._speaking = True
             self._cancel("commit_rule")
             self._execute(now, planner.vad_started(now))
-        elif kind == "words":
-            self._execute(now, planner.final_transcript(now, self._word()))
+        elif kind == "interim":
+            self._execute(now, planner.interim_transcript(now, str(payload)))
+        elif kind == "final":
+            self._execute(now, planner.final_transcript(now, str(payload)))
         elif kind == "ready":
             if isinstance(payload, SpeculationRecord) and planner.speculation is payload:
                 stage = planner.params.ready_stage
@@ -854,11 +901,7 @@ def render_tune_png(result: TuneResult, path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = headless_pyplot()
     path = Path(path)
     tokens = all(r.wasted_tokens_per_turn is not None for r in result.results)
 
@@ -897,11 +940,7 @@ def render_tune_png(result: TuneResult, path: str | Path) -> Path:
     ax.set_title("What-if replay: latency saved against waste (d = delay, f = floor, b = backoff)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_profile(

@@ -217,12 +217,19 @@ class PauseEntry:
         words_ms: VAD start → the first transcript (interim or final) after it, None when no
             words came before the next VAD stop (a cough, a click: the speculative strategy
             keeps its speculation through such a blip).
+        final_ms: VAD stop → the final transcript of the speech before the pause, when it came
+            during the pause (an STT finalizing on the VAD stop); None when it came before.
+        final_matched: Whether that final said what the latest interim before it said (case
+            and punctuation aside: what decides whether a speculation on the interim
+            survives it); None when no interim preceded it.
     """
 
     silence_ms: float
     resumed: bool
     speech_ms: float | None = None
     words_ms: float | None = None
+    final_ms: float | None = None
+    final_matched: bool | None = None
 
 
 @dataclass

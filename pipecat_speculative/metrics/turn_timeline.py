@@ -218,6 +218,7 @@ class _Turn:
     resumed: PauseEntry | None = None
     resumed_at: float | None = None
     words_at: float | None = None
+    pause_final: tuple[float, bool | None] | None = None
     speech_after_commit_at: float | None = None
 
 
@@ -317,9 +318,7 @@ class TurnTimingTracker:
                 self._answering.speech_after_commit_at = at
         turn = self._user_turn()
         if turn.pause_stop_at is not None and turn.resumed is None:
-            turn.resumed = PauseEntry(
-                silence_ms=_ms(max(0.0, at - turn.pause_stop_at)), resumed=True
-            )
+            turn.resumed = _pause_entry(turn, at, resumed=True)
             turn.resumed_at = at
             turn.words_at = None
         turn.pause_stop_at = None
@@ -349,26 +348,36 @@ class TurnTimingTracker:
             turn = self._user_turn()
             self._close_resumed(turn, at)
             turn.pause_stop_at = at
+            turn.pause_final = None
         turn.vad_stop_at = at
         turn.stop_secs = stop_secs
         turn.t0 = at - stop_secs
         turn.t0_unix = t0_unix
 
-    def user_words(self, at: float):
-        """A transcript with words arrived (interim or final): the resumed speech has words."""
+    def user_words(self, at: float, *, final: bool = False, matched: bool | None = None):
+        """A transcript with words arrived.
+
+        Args:
+            at: When.
+            final: A final transcript (else an interim one).
+            matched: For a final: whether it said what the latest interim before it said
+                (None: no interim came before it).
+        """
         turn = self._open
-        if (
-            turn is not None
-            and turn.resumed_at is not None
-            and turn.words_at is None
-            and at >= turn.resumed_at
-        ):
+        if turn is None:
+            return
+        if turn.resumed_at is not None and turn.words_at is None and at >= turn.resumed_at:
             turn.words_at = at
+        if final and turn.pause_stop_at is not None and at >= turn.pause_stop_at:
+            turn.pause_final = (at - turn.pause_stop_at, matched)
 
     def user_turn_started(self, at: float):
         """The user turn started (``UserStartedSpeakingFrame``)."""
         if self._answering is not None:
             self._answering.speech_since_commit = True
+            if self._answering.speech_after_commit_at is None:
+                # An interruption can end the answer before the VAD start is observed.
+                self._answering.speech_after_commit_at = at
         self._user_turn()
 
     def inference_started(
@@ -460,9 +469,7 @@ class TurnTimingTracker:
             self._close(self._answering, at, "superseded")
         self._close_resumed(turn, None)
         if turn.pause_stop_at is not None:
-            turn.pauses.append(
-                PauseEntry(silence_ms=_ms(max(0.0, at - turn.pause_stop_at)), resumed=False)
-            )
+            turn.pauses.append(_pause_entry(turn, at, resumed=False))
             turn.pause_stop_at = None
         turn.committed_at = at
         turn.commit_unix = commit_unix
@@ -963,6 +970,18 @@ class TurnTimingTracker:
         while len(self._pending_reasons) > _MAX_PENDING_REPORTS:
             del self._pending_reasons[next(iter(self._pending_reasons))]
         self._events.append(TurnCompleted(record=record, summary=self._ledger.summary()))
+
+
+def _pause_entry(turn: _Turn, end: float, *, resumed: bool) -> PauseEntry:
+    """The pause from the turn's VAD stop to ``end``, with the final transcript it brought."""
+    assert turn.pause_stop_at is not None
+    final, turn.pause_final = turn.pause_final, None
+    return PauseEntry(
+        silence_ms=_ms(max(0.0, end - turn.pause_stop_at)),
+        resumed=resumed,
+        final_ms=_ms(final[0]) if final is not None else None,
+        final_matched=final[1] if final is not None else None,
+    )
 
 
 def _trim(tracked: dict) -> None:

@@ -80,6 +80,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import LLMService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.turns.user_stop.eager_match_policy import NormalizedMatch
 from pipecat.utils.asyncio.task_manager import BaseTaskManager
 
 from pipecat_speculative.metrics.alerts import Alert, AlertMonitor, AlertThresholds
@@ -204,6 +205,10 @@ class TurnTimingObserver(BaseObserver):
         # The watchdog is a task of the pipeline's task manager: none before setup().
         self._has_task_manager = kwargs.get("task_manager") is not None
         self._session_ended = False
+        # The latest interim transcript since the last final, in memory only: whether the final
+        # says the same is recorded, never the words.
+        self._last_interim: str | None = None
+        self._match = NormalizedMatch()
 
         register_event_handler(self, "on_turn_completed", sync=True)
         register_event_handler(self, "on_alert", sync=True)
@@ -259,6 +264,7 @@ class TurnTimingObserver(BaseObserver):
         add("on_user_turn_committed", self._on_user_turn_committed)
         add("on_debounce_changed", self._on_debounce_changed)
         self._tracker.tuning(**_strategy_tuning(strategy))
+        self._match = getattr(getattr(strategy, "planner", None), "match_policy", self._match)
         logger.debug(f"{self}: attached to {strategy}")
 
     def record_warmup(self, service: str, secs: float, ok: bool):
@@ -363,9 +369,15 @@ class TurnTimingObserver(BaseObserver):
             self._handle_vad_stop(frame, at)
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._tracker.speech_started(at)
-        elif isinstance(frame, (TranscriptionFrame, InterimTranscriptionFrame)):
+        elif isinstance(frame, InterimTranscriptionFrame):
             if frame.text.strip():
+                self._last_interim = frame.text
                 self._tracker.user_words(at)
+        elif isinstance(frame, TranscriptionFrame):
+            if frame.text.strip():
+                interim, self._last_interim = self._last_interim, None
+                matched = None if interim is None else self._match.matches(interim, frame.text)
+                self._tracker.user_words(at, final=True, matched=matched)
         elif isinstance(frame, UserStartedSpeakingFrame):
             self._tracker.user_turn_started(at)
         elif isinstance(frame, UserStoppedSpeakingFrame):
