@@ -26,8 +26,10 @@ What is replayed, and what is taken as recorded::
   then starts a new planner turn, as it would live (the planner learns patience from it).
   A cut-in recorded in production (the next turn started within ``cut_in_secs`` of the commit)
   is replayed as one turn whose pause the user went on after.
-- Transcripts are taken to arrive with the speech: withdrawals caused by late or changed
-  transcripts (``extended``, ``mismatch``) and tool calls are not replayed.
+- Transcripts come when they came: words of resumed speech at their recorded delay, and a final
+  transcript that came in the pause at its recorded delay, saying the same as the interim before
+  it or more (the planner then withdraws a speculation on the interim as ``extended`` and
+  speculates again). Tool calls, LLM failures and ``mismatch`` withdrawals are not replayed.
 
 Latency is measured from the turn's last VAD stop to the answer's first sentence (everything
 after it, TTS and playout, is the same under every setting): the speculation's readiness when it
@@ -413,8 +415,7 @@ def _recorded_outcomes(records: Sequence[TurnRecord]) -> str:
     by_reason = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())) or "none"
     return (
         f"recorded: {len(specs)} speculations, cancel rate {rate}, withdrawn: {by_reason}; "
-        "the replay models pauses only, so withdrawals for a late or changed transcript "
-        "(extended, mismatch), tool calls and failures are not replayed"
+        "tool calls, failures and mismatches are not replayed"
     )
 
 
@@ -891,6 +892,17 @@ def print_tune(result: TuneResult, console: Console | None = None):
         f"{s.floor_secs:g}, params=SpeculativeTurnParams(resume_backoff={s.backoff:g}, "
         f"debounce=DebounceParams(initial_secs={s.delay_secs:g}, min_secs={s.delay_secs:g})))"
     )
+    fewest = min(r.cut_ins for r in result.results)
+    if fewest < recommended.cut_ins:
+        safest = min(
+            (r for r in result.results if r.cut_ins == fewest),
+            key=lambda r: r.mean_latency_secs,
+        )
+        assert safest.setting is not None
+        console.print(
+            f"fewest cut-ins ({fewest}): {safest.setting.label}, latency "
+            f"{safest.mean_latency_secs * 1000:,.0f} ms, cancel {_pct(safest.cancel_rate)}"
+        )
     for note in result.notes:
         console.print(f"[dim]note: {note}[/]")
 

@@ -208,6 +208,7 @@ class TurnTimingObserver(BaseObserver):
         # The latest interim transcript since the last final, in memory only: whether the final
         # says the same is recorded, never the words.
         self._last_interim: str | None = None
+        self._interim_at_stop: str | None = None
         self._match = NormalizedMatch()
 
         register_event_handler(self, "on_turn_completed", sync=True)
@@ -366,8 +367,10 @@ class TurnTimingObserver(BaseObserver):
     def _handle_downstream(self, frame: Frame, source: FrameProcessor, at: float):
         """Feed the tracker the moment a downstream frame's first push stands for."""
         if isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._interim_at_stop = self._last_interim
             self._handle_vad_stop(frame, at)
         elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._interim_at_stop = None
             self._tracker.speech_started(at)
         elif isinstance(frame, InterimTranscriptionFrame):
             if frame.text.strip():
@@ -375,7 +378,10 @@ class TurnTimingObserver(BaseObserver):
                 self._tracker.user_words(at)
         elif isinstance(frame, TranscriptionFrame):
             if frame.text.strip():
-                interim, self._last_interim = self._last_interim, None
+                # A final in the pause is compared with the interim a speculation at the VAD
+                # stop answered (a later interim does not change a speculation in flight).
+                interim = self._interim_at_stop or self._last_interim
+                self._last_interim = self._interim_at_stop = None
                 matched = None if interim is None else self._match.matches(interim, frame.text)
                 self._tracker.user_words(at, final=True, matched=matched)
         elif isinstance(frame, UserStartedSpeakingFrame):

@@ -11,6 +11,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from pipecat.frames.frames import (
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+)
 from typer.testing import CliRunner
 
 from pipecat_speculative.cli import app
@@ -35,6 +42,9 @@ from pipecat_speculative.metrics.tuner import (
 )
 from pipecat_speculative.profiles import TurnTakingProfile, warm_start
 from pipecat_speculative.turns import SpeculationPlanner, SpeculativeTurnParams
+
+from .fakes import record_events
+from .scripted import Script
 
 runner = CliRunner()
 
@@ -91,6 +101,33 @@ def test_the_tracker_records_every_pause_its_words_and_the_speech_after_the_comm
     assert again.pauses == record.pauses
 
 
+async def test_the_observer_records_when_each_pause_s_final_came_and_if_it_matched():
+    s = Script()
+    recorded = record_events(s.observer)
+    await s.push(0, VADUserStartedSpeakingFrame())
+    await s.push(300, InterimTranscriptionFrame("i want", "u", "t"))
+    await s.vad_stop(1000)
+    await s.push(1150, TranscriptionFrame("I want,", "u", "t"))  # the same words: matched
+    await s.push(1700, VADUserStartedSpeakingFrame())
+    await s.push(1800, InterimTranscriptionFrame("to go", "u", "t"))
+    await s.vad_stop(2500)
+    # A late interim does not change what a speculation at the VAD stop answered ("to go").
+    await s.push(2550, InterimTranscriptionFrame("to go home", "u", "t"))
+    await s.push(2600, TranscriptionFrame("to go home", "u", "t"))  # more words: not matched
+    await s.push(3200, UserStoppedSpeakingFrame())
+    await s.push(3300, UserStartedSpeakingFrame())  # the user goes on: a cut-in
+    await s.observer.cleanup()
+    (record,) = recorded.records
+
+    assert record.pauses == [
+        PauseEntry(
+            700.0, True, speech_ms=800.0, words_ms=100.0, final_ms=150.0, final_matched=True
+        ),
+        PauseEntry(700.0, False, final_ms=100.0, final_matched=False),
+    ]
+    assert record.speech_after_commit_ms == 100.0
+
+
 def test_a_record_of_an_older_version_reads_with_pauses_unknown_not_empty():
     data = TurnRecord(session_id="s", turn=0).to_dict()
     del data["pauses"], data["speech_after_commit_ms"]
@@ -142,6 +179,25 @@ def test_a_blip_without_words_keeps_the_speculation():
     # Kept through the cough; the commit rule restarts at its end (1.5) and fires at 2.1.
     assert (result.adopted, result.withdrawn, result.cut_ins) == (1, 0, 0)
     assert result.latencies_secs == pytest.approx([0.6])
+
+
+def late_final(matched: bool) -> ReplayTurn:
+    final = ReplayPause(0.9, resumed=False, final_secs=0.15, final_matched=matched)
+    return ReplayTurn("s", (0,), (final,), readiness_secs=0.5)
+
+
+def test_a_final_that_says_what_the_interim_said_keeps_the_speculation():
+    result = replay([late_final(True)], TuneSetting(0.0, 0.6, 1.5))
+    assert (result.started, result.adopted, result.withdrawn) == (1, 1, 0)
+    assert result.latencies_secs == pytest.approx([0.6])
+
+
+def test_a_final_with_more_words_re_speculates_and_the_commit_waits_for_the_new_answer():
+    result = replay([late_final(False)], TuneSetting(0.0, 0.6, 1.5))
+    # Speculated on the interim at the VAD stop; the final 0.15 s later extends it: withdrawn,
+    # speculated again, ready 0.5 s after that, which the held commit waits for.
+    assert (result.started, result.adopted, result.withdrawn) == (2, 1, 1)
+    assert result.latencies_secs == pytest.approx([0.65])
 
 
 def test_a_recorded_cut_in_is_replayed_as_one_turn_the_user_went_on_in():
