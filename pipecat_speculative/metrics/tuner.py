@@ -133,6 +133,8 @@ class ReplayPause:
         final_secs: VAD stop → the final transcript of the speech before the pause; None: it
             came before the VAD stop.
         final_matched: That final said what the interim before it said; None: no interim.
+        readiness_secs: Readiness of a speculation in this pause, when it differs from the
+            turn's (the pauses of a recorded cut-in come from two records, each with its own).
     """
 
     silence_secs: float
@@ -141,6 +143,7 @@ class ReplayPause:
     words_secs: float | None = UNKNOWN_WORDS_SECS
     final_secs: float | None = None
     final_matched: bool | None = None
+    readiness_secs: float | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ class ReplayTurn:
             for it, and a commit without an adopted speculation pays it after the commit).
         tokens_per_speculation: Prompt + completion tokens one speculation of this turn costs,
             None when nothing was reported.
+        first_speech_secs: The first speech, VAD start → VAD stop (None: not recorded).
+        first_words_secs: Its VAD start → its first words (None: not recorded; taken as at once).
     """
 
     session_id: str
@@ -162,6 +167,8 @@ class ReplayTurn:
     pauses: tuple[ReplayPause, ...]
     readiness_secs: float
     tokens_per_speculation: float | None = None
+    first_speech_secs: float | None = None
+    first_words_secs: float | None = None
 
 
 @dataclass(frozen=True)
@@ -381,9 +388,11 @@ def replay_turns(
             ReplayTurn(
                 session_id=record.session_id,
                 turns=tuple(t.turn for t in group),
-                pauses=_merged_pauses(group),
+                pauses=_merged_pauses(group, readiness),
                 readiness_secs=readiness,
                 tokens_per_speculation=tokens if tokens is not None else fallback_tokens,
+                first_speech_secs=_secs(group[0].first_speech_ms),
+                first_words_secs=_secs(group[0].first_words_ms),
             )
         )
         group = []
@@ -419,11 +428,13 @@ def _recorded_outcomes(records: Sequence[TurnRecord]) -> str:
     )
 
 
-def _merged_pauses(group: list[TurnRecord]) -> tuple[ReplayPause, ...]:
+def _merged_pauses(group: list[TurnRecord], readiness: float) -> tuple[ReplayPause, ...]:
+    """The pauses of one record, or of a recorded cut-in's records, each with its readiness."""
     pauses: list[ReplayPause] = []
     for n, record in enumerate(group):
         assert record.pauses is not None
-        entries = [_pause(p) for p in record.pauses]
+        own = _readiness(record) if n + 1 < len(group) else None
+        entries = [replace(_pause(p), readiness_secs=own or readiness) for p in record.pauses]
         if n + 1 < len(group):
             last = entries[-1]
             gap = (record.speech_after_commit_ms or 0.0) / 1000
@@ -434,7 +445,7 @@ def _merged_pauses(group: list[TurnRecord]) -> tuple[ReplayPause, ...]:
 
 def _pause(entry: PauseEntry) -> ReplayPause:
     final = dict(
-        final_secs=entry.final_ms / 1000 if entry.final_ms is not None else None,
+        final_secs=_secs(entry.final_ms),
         final_matched=entry.final_matched,
     )
     if not entry.resumed:
@@ -443,7 +454,7 @@ def _pause(entry: PauseEntry) -> ReplayPause:
         silence_secs=entry.silence_ms / 1000,
         resumed=True,
         speech_secs=entry.speech_ms / 1000 if entry.speech_ms is not None else UNKNOWN_SPEECH_SECS,
-        words_secs=entry.words_ms / 1000 if entry.words_ms is not None else None,
+        words_secs=_secs(entry.words_ms),
         **final,
     )
 
@@ -478,6 +489,10 @@ def _tokens(record: TurnRecord) -> float | None:
     if record.prompt_tokens is not None:
         return float(record.prompt_tokens + (record.completion_tokens or 0))
     return None
+
+
+def _secs(ms: float | None) -> float | None:
+    return ms / 1000 if ms is not None else None
 
 
 def _median(values: list[float]) -> float | None:
@@ -562,10 +577,11 @@ class _Replay:
         self._readiness = turn.readiness_secs
         self._start_turn(start)
         self._at(start, "vad_start", priority=0)
-        words_at: float | None = start
-        stop = start + UNKNOWN_SPEECH_SECS
+        words_at: float | None = start + (turn.first_words_secs or 0.0)
+        stop = start + (turn.first_speech_secs or UNKNOWN_SPEECH_SECS)
         resumptions: list[float] = []
         for pause in turn.pauses:
+            readiness = pause.readiness_secs or turn.readiness_secs
             # The words of the speech before this pause: an interim while speaking when its
             # final came in the pause (then the final, the same words or not), else the final.
             word = self._word()
@@ -577,7 +593,7 @@ class _Replay:
                     self._at(words_at, "interim", word, priority=0)
                 final = word if pause.final_matched is not False else f"{word} more"
                 self._at(stop + pause.final_secs, "final", final, priority=0)
-            self._at(stop, "vad_stop", priority=0)
+            self._at(stop, "vad_stop", readiness, priority=0)
             if not pause.resumed:
                 break
             resume = stop + pause.silence_secs
@@ -608,6 +624,8 @@ class _Replay:
     def _event(self, now: float, kind: str, payload: object):
         planner = self.planner
         if kind == "vad_stop":
+            if isinstance(payload, float):
+                self._readiness = payload
             self._speaking = False
             self._execute(now, planner.vad_stopped(now))
             self._arm("commit_rule", now + self.floor)
@@ -927,10 +945,23 @@ def render_tune_png(result: TuneResult, path: str | Path) -> Path:
     ys = [r.mean_saved_secs * 1000 for r in result.results]
     colours = [r.cut_ins for r in result.results]
     points = ax.scatter(xs, ys, c=colours, cmap="viridis_r", s=36, zorder=2)
-    fig.colorbar(points, ax=ax, label="cut-ins")
+    from matplotlib.ticker import MaxNLocator
+
+    bar = fig.colorbar(points, ax=ax, label="cut-ins")
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
+    # Settings with the same outcome share a point and one label: "d0.3 f0.3,0.6 b1".
+    groups: dict[tuple[float, float], list[TuneSetting]] = {}
     for r, x, y in zip(result.results, xs, ys, strict=True):
         assert r.setting is not None
-        ax.annotate(r.setting.label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        groups.setdefault((round(x, 1), round(y, 1)), []).append(r.setting)
+    for (x, y), settings in groups.items():
+
+        def values(name: str, group: list[TuneSetting] = settings) -> str:
+            return ",".join(f"{v:g}" for v in sorted({getattr(g, name) for g in group}))
+
+        label = f"d{values('delay_secs')} f{values('floor_secs')} b{values('backoff')}"
+        ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     for setting, colour, name in (
         (result.current, "#1f77b4", "current"),
         (result.recommended, "#d62728", "recommended"),

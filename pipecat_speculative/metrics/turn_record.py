@@ -279,6 +279,8 @@ class TurnRecord:
         speech_after_commit_ms: Commit → the first VAD start after it, while this record was
             open. Shorter than the strategy's ``cut_in_secs`` (1 s) means the commit cut the
             user off: they went on after it.
+        first_speech_ms: The turn's first speech, VAD start → VAD stop.
+        first_words_ms: The turn's first VAD start → its first transcript (interim or final).
     """
 
     session_id: str
@@ -311,6 +313,8 @@ class TurnRecord:
     ignored_ttfb: int = 0
     pauses: list[PauseEntry] | None = None
     speech_after_commit_ms: float | None = None
+    first_speech_ms: float | None = None
+    first_words_ms: float | None = None
 
     def stage(self, name: str) -> float | None:
         """A derived stage in ms, None if unknown."""

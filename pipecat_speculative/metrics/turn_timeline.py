@@ -220,6 +220,9 @@ class _Turn:
     words_at: float | None = None
     pause_final: tuple[float, bool | None] | None = None
     speech_after_commit_at: float | None = None
+    first_speech_at: float | None = None
+    first_speech_secs: float | None = None
+    first_words_at: float | None = None
 
 
 class TurnTimingTracker:
@@ -317,6 +320,8 @@ class TurnTimingTracker:
             if self._answering.speech_after_commit_at is None:
                 self._answering.speech_after_commit_at = at
         turn = self._user_turn()
+        if turn.first_speech_at is None and turn.pause_stop_at is None and not turn.pauses:
+            turn.first_speech_at = at
         if turn.pause_stop_at is not None and turn.resumed is None:
             turn.resumed = _pause_entry(turn, at, resumed=True)
             turn.resumed_at = at
@@ -347,6 +352,8 @@ class TurnTimingTracker:
         else:
             turn = self._user_turn()
             self._close_resumed(turn, at)
+            if turn.first_speech_at is not None and turn.first_speech_secs is None:
+                turn.first_speech_secs = max(0.0, at - turn.first_speech_at)
             turn.pause_stop_at = at
             turn.pause_final = None
         turn.vad_stop_at = at
@@ -366,6 +373,8 @@ class TurnTimingTracker:
         turn = self._open
         if turn is None:
             return
+        if turn.first_speech_at is not None and turn.first_words_at is None:
+            turn.first_words_at = at
         if turn.resumed_at is not None and turn.words_at is None and at >= turn.resumed_at:
             turn.words_at = at
         if final and turn.pause_stop_at is not None and at >= turn.pause_stop_at:
@@ -1060,6 +1069,12 @@ def _build_record(
         speech_after_commit_ms=(
             _ms(max(0.0, turn.speech_after_commit_at - turn.committed_at))
             if turn.speech_after_commit_at is not None and turn.committed_at is not None
+            else None
+        ),
+        first_speech_ms=_ms(turn.first_speech_secs) if turn.first_speech_secs is not None else None,
+        first_words_ms=(
+            _ms(max(0.0, turn.first_words_at - turn.first_speech_at))
+            if turn.first_words_at is not None and turn.first_speech_at is not None
             else None
         ),
     )

@@ -126,6 +126,7 @@ async def test_the_observer_records_when_each_pause_s_final_came_and_if_it_match
         PauseEntry(700.0, False, final_ms=100.0, final_matched=False),
     ]
     assert record.speech_after_commit_ms == 100.0
+    assert (record.first_speech_ms, record.first_words_ms) == (1000.0, 300.0)
 
 
 def test_a_record_of_an_older_version_reads_with_pauses_unknown_not_empty():
@@ -220,7 +221,9 @@ def test_a_recorded_cut_in_is_replayed_as_one_turn_the_user_went_on_in():
     assert turn.turns == (0, 1)
     assert turn.pauses[0].silence_secs == pytest.approx(0.9)
     assert turn.pauses[0].resumed
-    assert turn.pauses[1] == ReplayPause(0.9, resumed=False)
+    # Each part keeps its own record's readiness: the cut-in came when the first was ready.
+    assert turn.pauses[0].readiness_secs == 0.5
+    assert turn.pauses[1] == ReplayPause(0.9, resumed=False, readiness_secs=0.4)
     assert turn.readiness_secs == 0.4
     assert any("1 turn records without pauses" in n for n in notes)
     assert any("1 recorded cut-ins" in n for n in notes)
