@@ -20,8 +20,8 @@ What is replayed, and what is taken as recorded::
 
 - The planner decides everything (when to speculate, withdraw, hold and release the commit); this
   module only executes its actions: timers on a virtual clock, the commit rule as a timer of
-  ``floor`` after each VAD stop (what Pipecat's speech timeout does once the transcript is
-  final), and the answer's readiness reported ``readiness`` after a speculation starts.
+  ``floor`` after each VAD stop, or at the first final transcript after it (what Pipecat's speech
+  timeout does), and the answer's readiness reported ``readiness`` after a speculation starts.
 - A commit that comes in a pause the user went on after is a **cut-in**: the rest of the turn
   then starts a new planner turn, as it would live (the planner learns patience from it).
   A cut-in recorded in production (the next turn started within ``cut_in_secs`` of the commit)
@@ -523,6 +523,8 @@ class _Replay:
         self._words = itertools.count()
         self._readiness = 0.0
         self._committed: tuple[float, SpeculationRecord | None] | None = None
+        # The commit rule's floor passed with no transcript yet: it fires with the first one.
+        self._rule_waiting = False
 
     def _at(self, when: float, kind: str, payload: object = None, *, priority: int = 1):
         # At equal times the user's events (priority 0) come before timers and reports.
@@ -562,6 +564,7 @@ class _Replay:
         self._execute(now, planner.commit(now, adopt=adopt))
         self._execute(now, planner.turn_stopped(now))
         self._cancel("commit_rule")
+        self._rule_waiting = False
         self._turn_open = False
         self._committed = (now, adopted)
 
@@ -634,11 +637,15 @@ class _Replay:
                 self._start_turn(now)
             self._speaking = True
             self._cancel("commit_rule")
+            self._rule_waiting = False
             self._execute(now, planner.vad_started(now))
         elif kind == "interim":
             self._execute(now, planner.interim_transcript(now, str(payload)))
         elif kind == "final":
             self._execute(now, planner.final_transcript(now, str(payload)))
+            if self._rule_waiting and not self._speaking:
+                self._rule_waiting = False
+                self._execute(now, planner.commit_requested(now))
         elif kind == "ready":
             if isinstance(payload, SpeculationRecord) and planner.speculation is payload:
                 stage = planner.params.ready_stage
@@ -647,11 +654,14 @@ class _Replay:
             name, generation = payload  # type: ignore[misc]
             if self._generation.get(name) != generation:
                 return  # cancelled or re-armed
-            if name == "commit_rule":
-                if not self._speaking:
-                    self._execute(now, planner.commit_requested(now))
-            else:
+            if name != "commit_rule":
                 self._execute(now, planner.timer_fired(now, TimerKind(name)))
+            elif not self._speaking:
+                # Pipecat's speech timeout needs a transcript before it ends a turn.
+                if planner.text.strip():
+                    self._execute(now, planner.commit_requested(now))
+                else:
+                    self._rule_waiting = True
 
     def _account_answer(
         self,

@@ -201,6 +201,22 @@ def test_a_final_with_more_words_re_speculates_and_the_commit_waits_for_the_new_
     assert result.latencies_secs == pytest.approx([0.65])
 
 
+def test_the_commit_rule_waits_for_a_transcript_that_comes_after_its_floor():
+    late_words = ReplayTurn(
+        "s",
+        (0,),
+        (ReplayPause(0.9, resumed=False),),
+        readiness_secs=0.5,
+        first_speech_secs=1.0,
+        first_words_secs=1.5,  # 0.5 s after the VAD stop
+    )
+    result = replay([late_words], TuneSetting(0.0, 0.3, 1.5))
+    # No text at the 0.3 s floor: the rule fires with the words, the speculation starts then
+    # and the commit waits for its answer.
+    assert (result.started, result.adopted) == (1, 1)
+    assert result.latencies_secs == pytest.approx([1.0])
+
+
 def test_a_recorded_cut_in_is_replayed_as_one_turn_the_user_went_on_in():
     first = TurnRecord(
         session_id="s",
