@@ -27,6 +27,7 @@ from pipecat_speculative.metrics import (
     SpeculationEntry,
     TurnCompleted,
     TurnRecord,
+    TurnTimingObserver,
     TurnTimingTracker,
 )
 from pipecat_speculative.metrics.report import TimingReport
@@ -41,7 +42,13 @@ from pipecat_speculative.metrics.tuner import (
     tune,
 )
 from pipecat_speculative.profiles import TurnTakingProfile, warm_start
-from pipecat_speculative.turns import SpeculationPlanner, SpeculativeTurnParams
+from pipecat_speculative.turns import (
+    DebounceParams,
+    FreePatienceUserTurnStopStrategy,
+    SpeculationPlanner,
+    SpeculativeTurnParams,
+    SpeculativeUserTurnStopStrategy,
+)
 
 from .fakes import record_events
 from .scripted import Script
@@ -127,6 +134,18 @@ async def test_the_observer_records_when_each_pause_s_final_came_and_if_it_match
     ]
     assert record.speech_after_commit_ms == 100.0
     assert (record.first_speech_ms, record.first_words_ms) == (1000.0, 300.0)
+
+
+def test_attaching_a_strategy_records_the_settings_a_replay_starts_from():
+    strategy = SpeculativeUserTurnStopStrategy(
+        commit_strategy=FreePatienceUserTurnStopStrategy(floor_secs=0.45),
+        params=SpeculativeTurnParams(resume_backoff=2.0, debounce=DebounceParams(initial_secs=0.1)),
+    )
+    observer = TurnTimingObserver(log=False)
+    observer.attach(strategy)
+    s = observer.summary()
+    settings = (s.debounce_initial_secs, s.debounce_min_secs, s.commit_floor_secs, s.resume_backoff)
+    assert settings == (0.1, 0.0, 0.45, 2.0)
 
 
 def test_a_record_of_an_older_version_reads_with_pauses_unknown_not_empty():
