@@ -159,6 +159,58 @@ def report(
         run_report(file, png=png)
 
 
+def _seconds_list(option: str, value: str) -> list[float]:
+    try:
+        values = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} takes seconds separated by commas, got {value!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise InputError(f"{option} takes one or more seconds >= 0, got {value!r}")
+    return values
+
+
+@app.command()
+def tune(
+    files: Annotated[
+        list[Path],
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="Turn timing JSONL files."),
+    ],
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Write latency against waste here.")
+    ] = None,
+    write_profile: Annotated[
+        Path | None,
+        typer.Option("--write-profile", help="Write the recommended setting as a profile (JSON)."),
+    ] = None,
+    delays: Annotated[
+        str, typer.Option("--delays", help="Speculation delays to try, seconds, comma-separated.")
+    ] = "0,0.1,0.2,0.3,0.5",
+    floors: Annotated[
+        str, typer.Option("--floors", help="Commit floors to try, seconds, comma-separated.")
+    ] = "0.3,0.45,0.6,0.8",
+    backoffs: Annotated[
+        str, typer.Option("--backoffs", help="Resume backoffs to try (>= 1), comma-separated.")
+    ] = "1,1.5,2",
+):
+    """Replay recorded pauses under other settings: latency, cancellations, waste, cut-ins."""
+    from pipecat_speculative.metrics.tuner import run_tune
+
+    with _user_errors():
+        delay_values = _seconds_list("--delays", delays)
+        floor_values = _seconds_list("--floors", floors)
+        backoff_values = _seconds_list("--backoffs", backoffs)
+        if any(b < 1 for b in backoff_values):
+            raise InputError(f"--backoffs must all be >= 1, got {backoffs!r}")
+        run_tune(
+            files,
+            png=png,
+            profile=write_profile,
+            delays=delay_values,
+            floors=floor_values,
+            backoffs=backoff_values,
+        )
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("out"),
