@@ -1,0 +1,166 @@
+"""Design invariants over random whole conversations, on virtual time (hypothesis + looptime).
+
+Wider than ``test_pipeline_invariants``: up to 10 segments of up to 6 words, so several committed
+turns and barge-ins per example; the default commit rule (free patience: a held commit released
+by the LLM's readiness reports, learned patience); an adaptive debounce that starts at a nonzero
+delay and moves within the example; tool calls (one or several in parallel); LLM errors during
+speculative and committed inferences; the assistant aggregator, so the context's assistant side is
+checked against what was heard. Each example checks:
+
+1. nothing produced for a withdrawn speculation is heard or reaches the context;
+2. each committed turn is answered at most once, in order, and the last one in full unless the
+   user barged in or its inference failed (with an ``ErrorFrame``);
+3. the context holds only committed user text, each followed by at most its heard answer;
+4. counters: started = adopted + withdrawn, nothing left open; a tool runs only for a committed
+   turn; the debounce moves in bounded steps within its band.
+
+Example counts: ``CONVERSATION_EXAMPLES`` (default 60).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from pipecat.frames.frames import UserStartedSpeakingFrame
+
+from pipecat_speculative.testing import SpeculationAwareFakeLLMService, last_user_text
+from pipecat_speculative.turns import speculative_turn_strategies
+from pipecat_speculative.turns.adaptive_debounce import DebounceParams
+from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
+from tests.turns.conversation import (
+    Conversation,
+    answer_to,
+    assert_context_is_the_conversation,
+    assert_speculations_resolved,
+    assert_withdrawn_answers_unheard,
+    heard_responses,
+    loop_clock,
+    match_heard_to_turns,
+    timeline_of,
+)
+
+EXAMPLES = int(os.environ.get("CONVERSATION_EXAMPLES", "60"))
+TOOL_WORD = "weather"
+WORDS = ["I", "want", "to", "book", "a", "table", "for", "two", "tonight", TOOL_WORD]
+# Commit ceiling (2.5 s after the VAD stop) + the longest learned patience: all settled by then.
+TAIL_SECS = 5.0
+
+conversation_segments = st.lists(
+    st.fixed_dictionaries(
+        {
+            "words": st.lists(st.sampled_from(WORDS), min_size=1, max_size=6),
+            "speech_secs": st.floats(0.05, 1.5),
+            "pause_after_secs": st.floats(0.0, 3.0),
+            "final_after_stop_secs": st.floats(-0.05, 0.3),
+            "interim": st.booleans(),
+            "blip_at_secs": st.none() | st.floats(0.02, 1.0),
+        }
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+debounce_params = st.builds(
+    DebounceParams,
+    initial_secs=st.floats(0.0, 0.6),
+    min_samples=st.integers(1, 4),
+    window=st.integers(4, 8),
+    step_secs=st.floats(0.02, 0.2),
+    target_low=st.just(0.2),
+    target_high=st.just(0.4),
+)
+
+
+def check_debounce(conv: Conversation, params: DebounceParams):
+    changes = conv.names("on_debounce_changed")
+    delay = params.initial_secs
+    for change in changes:
+        assert change.old_secs == pytest.approx(delay)
+        assert params.min_secs <= change.new_secs <= params.max_secs
+        assert abs(change.new_secs - change.old_secs) <= params.max_jump_secs + 1e-9
+        assert change.new_secs != change.old_secs
+        delay = change.new_secs
+    assert conv.strategy.debounce.delay_secs == pytest.approx(delay)
+    event(f"debounce changes: {min(len(changes), 3)}{'+' if len(changes) >= 3 else ''}")
+
+
+@pytest.mark.looptime
+@pytest.mark.timeout(900)
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    segments=conversation_segments,
+    debounce=debounce_params,
+    piece_delay=st.floats(0.0, 0.8),
+    tools=st.none() | st.integers(1, 3),
+    tool_delay=st.floats(0.0, 0.5),
+    failures=st.dictionaries(st.integers(1, 12), st.integers(0, 1), max_size=3),
+)
+async def test_conversations_keep_the_invariants(
+    segments, debounce, piece_delay, tools, tool_delay, failures
+):
+    import asyncio
+
+    llm = SpeculationAwareFakeLLMService(
+        piece_delay=piece_delay,
+        tool_word=TOOL_WORD if tools else None,
+        tool_calls=tools or 1,
+        failures=failures,
+    )
+    runs: list[str] = []
+
+    async def lookup(params):
+        runs.append(last_user_text_of(params.context))
+        await asyncio.sleep(tool_delay)
+        await params.result_callback({"forecast": "sunny"})
+
+    llm.register_function("lookup", lookup)
+    conv = Conversation(
+        llm=llm,
+        strategies=speculative_turn_strategies(
+            params=SpeculativeTurnParams(debounce=debounce), clock=loop_clock
+        ),
+    )
+    down = await conv.run(timeline_of(segments).frames(tail_secs=TAIL_SECS))
+
+    committed = conv.committed
+    failed = {text for text, _ in llm.failed}
+    assert committed and committed == conv.user_messages, (committed, conv.user_messages)
+    heard = heard_responses(conv.tap.frames)
+    match_heard_to_turns(heard, committed, failed=failed)
+    turn_starts = sum(isinstance(f, UserStartedSpeakingFrame) for f in down)
+    last = committed[-1]
+    if turn_starts == len(committed) and last not in failed:
+        # Nobody barged in after the last commit and nothing failed: heard in full, last.
+        assert heard and heard[-1].text == answer_to(last) and heard[-1].completed, heard
+    elif turn_starts != len(committed):
+        # A sound right after the last commit started a turn of its own (a wordless one).
+        assert turn_starts == len(committed) + 1
+    heard_texts = [h.text for h in heard]
+    assert_withdrawn_answers_unheard(conv, heard_texts)
+    assert_context_is_the_conversation(conv, heard_texts)
+    assert_speculations_resolved(conv)
+    # A tool runs for committed turns only, each of its calls at most once per commit.
+    per_turn = Counter(committed)
+    for text, count in Counter(runs).items():
+        assert count <= (tools or 0) * per_turn[text], (runs, committed)
+    check_debounce(conv, debounce)
+    event(f"committed turns: {min(len(committed), 4)}{'+' if len(committed) >= 4 else ''}")
+    event(f"barge-ins: {min(len(committed) - len(heard), 2)}")
+    if runs:
+        event("a tool ran")
+    if llm.failed:
+        event("an inference failed: " + ("speculative" if llm.failed[0][1] else "committed"))
+
+
+def last_user_text_of(context) -> str:
+    from pipecat.frames.frames import LLMContextFrame
+
+    return last_user_text(LLMContextFrame(context=context))
