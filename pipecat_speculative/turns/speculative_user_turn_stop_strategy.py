@@ -134,6 +134,8 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         self._vad_speaking = False
         # The commit rule's stop, while the planner holds it until the answer is ready.
         self._held_stop: UserTurnStoppedParams | None = None
+        # Set when the session end is announced: no timer may start a speculation after it.
+        self._session_ended = False
 
         for event in (
             "on_speculation_started",
@@ -184,6 +186,7 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
     async def setup(self, setup: FrameProcessorSetup):
         """Set up this strategy and the commit rule, and listen to the rule's events."""
         await super().setup(setup)
+        self._session_ended = False
         await self._inner.setup(setup)
         self._inner.add_event_handler("on_push_frame", self._on_inner_push_frame)
         self._inner.add_event_handler("on_broadcast_frame", self._on_inner_broadcast_frame)
@@ -352,6 +355,11 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         before it releases anything) withdraws the speculation first, with reason
         ``turn_ended``, so its held answer is discarded, not heard.
         """
+        # A timer still armed (the debounce after the last VAD stop) would start a speculation
+        # after the aggregator's session-end flush, and nothing would ever resolve it.
+        self._session_ended = True
+        for kind in list(self._timers):
+            await self._cancel_timer(kind)
         if self._planner.speculation is None:
             return  # nothing held: Pipecat's own session-end flush is right
         logger.debug(
@@ -420,6 +428,8 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _arm_timer(self, kind: TimerKind, delay: float):
         await self._cancel_timer(kind)
+        if self._session_ended:
+            return
         self._timers[kind] = self.task_manager.create_task(
             self._run_timer(kind, delay), f"{self}::{kind.value}_timer"
         )

@@ -23,13 +23,15 @@ import os
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-from pipecat.frames.frames import UserStartedSpeakingFrame
+from pipecat.frames.frames import CancelFrame, EndFrame, UserStartedSpeakingFrame
+from pipecat.tests.utils import SleepFrame
 
 from pipecat_speculative.testing import SpeculationAwareFakeLLMService, last_user_text
 from pipecat_speculative.turns import speculative_turn_strategies
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
+from pipecat_speculative.turns.speculation_events import WithdrawalReason
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from tests.turns.conversation import (
     Conversation,
@@ -44,6 +46,8 @@ from tests.turns.conversation import (
 )
 
 EXAMPLES = int(os.environ.get("CONVERSATION_EXAMPLES", "60"))
+# Hypothesis's explain phase reruns a failing example hundreds of times: minutes for a pipeline.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 TOOL_WORD = "weather"
 WORDS = ["I", "want", "to", "book", "a", "table", "for", "two", "tonight", TOOL_WORD]
 # Commit ceiling (2.5 s after the VAD stop) + the longest learned patience: all settled by then.
@@ -93,6 +97,7 @@ def check_debounce(conv: Conversation, params: DebounceParams):
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
+    phases=PHASES,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
@@ -101,7 +106,7 @@ def check_debounce(conv: Conversation, params: DebounceParams):
     piece_delay=st.floats(0.0, 0.8),
     tools=st.none() | st.integers(1, 3),
     tool_delay=st.floats(0.0, 0.5),
-    failures=st.dictionaries(st.integers(1, 12), st.integers(0, 1), max_size=3),
+    failures=st.dictionaries(st.integers(1, 6), st.integers(0, 1), max_size=3),
 )
 async def test_conversations_keep_the_invariants(
     segments, debounce, piece_delay, tools, tool_delay, failures
@@ -164,3 +169,70 @@ def last_user_text_of(context) -> str:
     from pipecat.frames.frames import LLMContextFrame
 
     return last_user_text(LLMContextFrame(context=context))
+
+
+# ---------------------------------------------------------------- session end at any point
+
+SESSION_END_EXAMPLES = int(os.environ.get("SESSION_END_EXAMPLES", "60"))
+
+
+@pytest.mark.looptime
+@pytest.mark.timeout(900)
+@settings(
+    max_examples=SESSION_END_EXAMPLES,
+    deadline=None,
+    phases=PHASES,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    segments=conversation_segments,
+    delay=st.floats(0.0, 0.4),
+    piece_delay=st.floats(0.0, 0.8),
+    cut=st.floats(0.0, 1.0),
+    after_secs=st.floats(0.0, 1.0),
+    end=st.sampled_from([EndFrame, CancelFrame]),
+)
+async def test_a_session_ending_at_any_point_resolves_every_speculation_and_answers_none_twice(
+    segments, delay, piece_delay, cut, after_secs, end
+):
+    """EndFrame or CancelFrame anywhere: during speech, a held speculation, a held commit, an answer."""
+    llm = SpeculationAwareFakeLLMService(piece_delay=piece_delay)
+    conv = Conversation(
+        llm=llm,
+        strategies=speculative_turn_strategies(
+            params=SpeculativeTurnParams(debounce=DebounceParams(initial_secs=delay)),
+            clock=loop_clock,
+        ),
+    )
+    frames = timeline_of(segments).frames(tail_secs=TAIL_SECS)
+    frames = [*frames[: round(cut * len(frames))], SleepFrame(sleep=after_secs), end()]
+    await conv.run(frames, send_end_frame=False)
+
+    assert_speculations_resolved(conv)
+    committed, turns = conv.committed, conv.user_messages
+    # The context holds the committed turns, then at most the words of the turn the session
+    # ended in (kept, not answered by the plugin).
+    assert turns[: len(committed)] == committed and len(turns) <= len(committed) + 1, (
+        committed,
+        turns,
+    )
+    heard = heard_responses(conv.tap.frames)
+    match_heard_to_turns(heard, turns)
+    heard_texts = [h.text for h in heard]
+    assert_withdrawn_answers_unheard(conv, heard_texts)
+    assert_context_is_the_conversation(conv, heard_texts)
+    # Each turn at most one answer at the LLM: an adopted speculation or one fresh inference.
+    fresh = Counter(text for text, speculative in llm.started if not speculative)
+    adopted = Counter(r.text for r in conv.names("on_speculation_adopted"))
+    for text, count in (fresh + adopted).items():
+        assert count <= turns.count(text), (llm.started, turns)
+    ended_held = [
+        r
+        for r in conv.names("on_speculation_withdrawn")
+        if r.withdrawal_reason is WithdrawalReason.TURN_ENDED
+    ]
+    if len(turns) > len(committed) and ended_held and ended_held[-1].text == turns[-1]:
+        # The session ended on a held speculation: its turn is kept unanswered, no 2nd inference.
+        assert fresh[turns[-1]] <= committed.count(turns[-1]), llm.started
+        event("ended on a held speculation")
+    event(f"{end.__name__}, turns kept unanswered: {len(turns) - len(committed)}")
