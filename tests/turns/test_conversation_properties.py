@@ -25,10 +25,24 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-from pipecat.frames.frames import CancelFrame, EndFrame, UserStartedSpeakingFrame
+from pipecat.frames.frames import (
+    CancelFrame,
+    EagerEndOfTurnCancelFrame,
+    EagerTranscriptionFrame,
+    EndFrame,
+    ProposedUserStartedSpeakingFrame,
+    ProposedUserStoppedSpeakingFrame,
+    UserStartedSpeakingFrame,
+)
 from pipecat.tests.utils import SleepFrame
+from pipecat.turns.user_start import ExternalUserTurnStartStrategy
+from pipecat.turns.user_stop import EagerUserTurnStopStrategy
 
-from pipecat_speculative.testing import SpeculationAwareFakeLLMService, last_user_text
+from pipecat_speculative.testing import (
+    SpeculationAwareFakeLLMService,
+    final_transcription,
+    last_user_text,
+)
 from pipecat_speculative.turns import speculative_turn_strategies
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.speculation_events import WithdrawalReason
@@ -236,3 +250,108 @@ async def test_a_session_ending_at_any_point_resolves_every_speculation_and_answ
         assert fresh[turns[-1]] <= committed.count(turns[-1]), llm.started
         event("ended on a held speculation")
     event(f"{end.__name__}, turns kept unanswered: {len(turns) - len(committed)}")
+
+
+# ---------------------------------------------------------------- Flux eager turns
+
+FLUX_EXAMPLES = int(os.environ.get("FLUX_EXAMPLES", "40"))
+
+flux_turns = st.lists(
+    st.fixed_dictionaries(
+        {
+            # Each part is said, then Flux bets on it (EagerEndOfTurn) unless it is None.
+            "parts": st.lists(
+                st.tuples(
+                    st.lists(st.sampled_from(WORDS[:-1]), min_size=1, max_size=4),
+                    st.none() | st.floats(0.0, 0.6),  # eager bet this long after the part
+                    st.floats(0.0, 0.6),  # then the user goes on (TurnResumed) after this long
+                ),
+                min_size=1,
+                max_size=3,
+            ),
+            "end_after_secs": st.floats(0.0, 0.8),  # EndOfTurn after the last part
+            "final_differs": st.booleans(),  # the final transcript adds a word to the last bet
+            # Silence before the next turn. Not zero: Flux's EndOfTurn (a final transcript, a data
+            # frame, then a system frame) and the next StartOfTurn (a system frame) at the same
+            # instant let the start overtake the final in the aggregator's queue; a real user
+            # needs some speech before Flux can tell a turn started.
+            "gap_after_secs": st.floats(0.05, 2.0),
+        }
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+def flux_frames(turns) -> list:
+    """What Deepgram Flux (listen v2) makes Pipecat's Flux service push, turn by turn."""
+    frames: list = []
+    for turn in turns:
+        frames.append(ProposedUserStartedSpeakingFrame())
+        words: list[str] = []
+        for i, (part, bet_after, resumed_after) in enumerate(turn["parts"]):
+            words += part
+            frames.append(SleepFrame(sleep=0.1 * len(part)))
+            if bet_after is not None:
+                frames += [
+                    SleepFrame(sleep=bet_after),
+                    EagerTranscriptionFrame(" ".join(words), "u", ""),
+                ]
+            if i < len(turn["parts"]) - 1:
+                frames.append(SleepFrame(sleep=resumed_after))
+                if bet_after is not None:
+                    frames.append(EagerEndOfTurnCancelFrame())
+        if turn["final_differs"]:
+            words.append("please")
+        frames += [
+            SleepFrame(sleep=turn["end_after_secs"]),
+            final_transcription(" ".join(words)),
+            ProposedUserStoppedSpeakingFrame(),
+            SleepFrame(sleep=turn["gap_after_secs"]),
+        ]
+    frames.append(SleepFrame(sleep=TAIL_SECS))
+    return frames
+
+
+@pytest.mark.looptime
+@pytest.mark.timeout(900)
+@settings(
+    max_examples=FLUX_EXAMPLES,
+    deadline=None,
+    phases=PHASES,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(turns=flux_turns, piece_delay=st.floats(0.0, 0.5))
+async def test_flux_eager_turns_keep_the_invariants(turns, piece_delay):
+    llm = SpeculationAwareFakeLLMService(piece_delay=piece_delay)
+    conv = Conversation(
+        llm=llm,
+        strategies=speculative_turn_strategies(
+            commit=EagerUserTurnStopStrategy(),
+            start=[ExternalUserTurnStartStrategy()],
+            clock=loop_clock,
+        ),
+    )
+    await conv.run(flux_frames(turns))
+
+    committed = conv.committed
+    assert committed == conv.user_messages and len(committed) == len(turns), (
+        committed,
+        conv.user_messages,
+    )
+    heard = heard_responses(conv.tap.frames)
+    match_heard_to_turns(heard, committed)
+    # The last turn, with nobody after it, is answered in full.
+    assert heard and heard[-1].text == answer_to(committed[-1]) and heard[-1].completed, heard
+    heard_texts = [h.text for h in heard]
+    assert_withdrawn_answers_unheard(conv, heard_texts)
+    assert_context_is_the_conversation(conv, heard_texts)
+    assert_speculations_resolved(conv)
+    # Flux bets, the strategy only accounts: one inference per bet, none of its own.
+    bets = sum(isinstance(f, EagerTranscriptionFrame) for f in flux_frames(turns))
+    assert sum(1 for _, speculative in llm.started if speculative) <= bets
+    fresh = Counter(text for text, speculative in llm.started if not speculative)
+    adopted = Counter(r.text for r in conv.names("on_speculation_adopted"))
+    for text, count in (fresh + adopted).items():
+        assert count <= committed.count(text), (llm.started, committed)
+    event(f"adopted {min(conv.strategy.planner.adopted, 3)}, turns {len(turns)}")
