@@ -207,12 +207,8 @@ def _answers(h: Heard, turn: str, failed: set[str]) -> bool:
     return expected.startswith(h.text)
 
 
-def assert_context_is_the_conversation(conv: Conversation, heard_texts: list[str]):
-    """The context holds committed user turns and, after each, at most the answer heard to it.
-
-    Every assistant message answers the user message just before it (whole or cut short), and the
-    assistant messages are exactly the heard answers, in order.
-    """
+def assert_context_answers_follow_their_turns(conv: Conversation):
+    """Every assistant message answers the user message just before it, whole or cut short."""
     last_user: str | None = None
     answered = False
     for m in conv.context.messages:
@@ -224,6 +220,15 @@ def assert_context_is_the_conversation(conv: Conversation, heard_texts: list[str
             assert not answered, ("two answers to one user turn", conv.context.messages)
             assert answer_to(last_user).startswith(m["content"]), (m, last_user)
             answered = True
+
+
+def assert_context_is_the_conversation(conv: Conversation, heard_texts: list[str]):
+    """The context holds committed user turns and, after each, at most the answer heard to it.
+
+    Every assistant message answers the user message just before it (whole or cut short), and the
+    assistant messages are exactly the heard answers, in order.
+    """
+    assert_context_answers_follow_their_turns(conv)
     assert conv.assistant_texts == [t.strip() for t in heard_texts if t.strip()], (
         conv.assistant_texts,
         heard_texts,

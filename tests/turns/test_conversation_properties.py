@@ -38,6 +38,8 @@ from pipecat.tests.utils import SleepFrame
 from pipecat.turns.user_start import ExternalUserTurnStartStrategy
 from pipecat.turns.user_stop import EagerUserTurnStopStrategy
 
+from pipecat_speculative.frames import SpeculationStage
+from pipecat_speculative.processors import SpeculativeOutputGate
 from pipecat_speculative.testing import (
     SpeculationAwareFakeLLMService,
     final_transcription,
@@ -49,7 +51,9 @@ from pipecat_speculative.turns.speculation_events import WithdrawalReason
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from tests.turns.conversation import (
     Conversation,
+    Heard,
     answer_to,
+    assert_context_answers_follow_their_turns,
     assert_context_is_the_conversation,
     assert_speculations_resolved,
     assert_withdrawn_answers_unheard,
@@ -58,6 +62,7 @@ from tests.turns.conversation import (
     match_heard_to_turns,
     timeline_of,
 )
+from tests.turns.speaker import CharTTS, Speaker, SpeculativeCharTTS, spoken_answers
 
 EXAMPLES = int(os.environ.get("CONVERSATION_EXAMPLES", "60"))
 # Hypothesis's explain phase reruns a failing example hundreds of times: minutes for a pipeline.
@@ -355,3 +360,75 @@ async def test_flux_eager_turns_keep_the_invariants(turns, piece_delay):
     for text, count in (fresh + adopted).items():
         assert count <= committed.count(text), (llm.started, committed)
     event(f"adopted {min(conv.strategy.planner.adopted, 3)}, turns {len(turns)}")
+
+
+# ---------------------------------------------------------------- barge-in through a TTS
+
+BARGE_IN_EXAMPLES = int(os.environ.get("BARGE_IN_EXAMPLES", "40"))
+
+
+@pytest.mark.looptime
+@pytest.mark.timeout(900)
+@settings(
+    max_examples=BARGE_IN_EXAMPLES,
+    deadline=None,
+    phases=PHASES,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    segments=conversation_segments,
+    piece_delay=st.floats(0.0, 0.5),
+    first_audio_secs=st.floats(0.0, 0.5),
+    speculative_tts=st.booleans(),
+)
+async def test_barge_in_through_a_tts_and_an_output_transport(
+    segments, piece_delay, first_audio_secs, speculative_tts
+):
+    """The bot speaks (about 40 ms of audio per character) and the user talks over it.
+
+    With speculative TTS the withdrawn answers are synthesized too; the output gate must keep
+    every sound of them from the speaker.
+    """
+    llm = SpeculationAwareFakeLLMService(piece_delay=piece_delay, speculative_tts=speculative_tts)
+    speaker = Speaker()
+    if speculative_tts:
+        after_llm = [SpeculativeCharTTS(first_audio_secs=first_audio_secs)]
+        after_llm += [SpeculativeOutputGate(), speaker]
+        stage = SpeculationStage.FIRST_AUDIO
+    else:
+        after_llm = [CharTTS(first_audio_secs=first_audio_secs), speaker]
+        stage = SpeculationStage.FIRST_SENTENCE
+    conv = Conversation(
+        llm=llm,
+        strategies=speculative_turn_strategies(
+            params=SpeculativeTurnParams(ready_stage=stage), clock=loop_clock
+        ),
+        after_llm=after_llm,
+    )
+    down = await conv.run(timeline_of(segments).frames(tail_secs=TAIL_SECS))
+
+    committed = conv.committed
+    assert committed == conv.user_messages, (committed, conv.user_messages)
+    spoken = spoken_answers(speaker.heard)
+    heard = [Heard(text, completed=not cut) for text, cut in spoken if text]
+    match_heard_to_turns(heard, committed)
+    turn_starts = sum(isinstance(f, UserStartedSpeakingFrame) for f in down)
+    if turn_starts == len(committed):
+        assert heard and heard[-1].text == answer_to(committed[-1]), speaker.heard
+    # The context's assistant side: what was heard, to the sentence. This TTS reports a sentence
+    # as spoken once its audio has played, so an answer cut short is left out (or kept whole if
+    # the cut came after its last sound); an answer heard to its end is always there.
+    assert_context_answers_follow_their_turns(conv)
+    assert keeps_what_was_heard(conv.assistant_texts, heard), (conv.assistant_texts, heard)
+    assert_speculations_resolved(conv)
+    event(f"speculative TTS: {speculative_tts}, cut answers: {sum(c for t, c in spoken if t)}")
+
+
+def keeps_what_was_heard(contents: list[str], heard: list[Heard]) -> bool:
+    """Whether ``contents`` are heard answers, in order, with every answer heard to its end."""
+    if not heard:
+        return not contents
+    first, rest = heard[0], heard[1:]
+    if contents and contents[0] == first.text and keeps_what_was_heard(contents[1:], rest):
+        return True
+    return not first.completed and keeps_what_was_heard(contents, rest)
