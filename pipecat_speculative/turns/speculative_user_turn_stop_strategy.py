@@ -26,6 +26,7 @@ from collections.abc import Callable
 from loguru import logger
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
+    EagerTranscriptionFrame,
     ErrorFrame,
     Frame,
     InterimTranscriptionFrame,
@@ -260,6 +261,11 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
             )
         elif isinstance(frame, EagerEndOfTurnCancelFrame):
             await self._execute(self._planner.speculation_withdrawn_elsewhere(now))
+        elif isinstance(frame, EagerTranscriptionFrame) and self._planner.speculation is not None:
+            # A new bet while the last is open: its withdrawal overtook it (see
+            # SpeculationPlanner.external_speculation_started). The commit rule forgets that bet
+            # first, so it does not lose track of the timer it keeps for it.
+            await self._inner.process_frame(EagerEndOfTurnCancelFrame())
         elif isinstance(frame, (SessionEndingFrame, SessionCancellingFrame)):
             await self._end_session()
         elif isinstance(frame, ErrorFrame) and isinstance(frame.processor, LLMService):
