@@ -177,7 +177,7 @@ async def test_conversations_keep_the_invariants(
         assert count <= (tools or 0) * per_turn[text], (runs, committed)
     check_debounce(conv, debounce)
     event(f"committed turns: {min(len(committed), 4)}{'+' if len(committed) >= 4 else ''}")
-    event(f"barge-ins: {min(len(committed) - len(heard), 2)}")
+    event(f"turns not heard: {min(len(committed) - len(heard), 2)}")
     if runs:
         event("a tool ran")
     if llm.failed:
