@@ -19,6 +19,7 @@ Example counts: ``CONVERSATION_EXAMPLES`` (default 60).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter
 
@@ -30,6 +31,7 @@ from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     EagerTranscriptionFrame,
     EndFrame,
+    LLMContextFrame,
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
     UserStartedSpeakingFrame,
@@ -68,6 +70,23 @@ EXAMPLES = int(os.environ.get("CONVERSATION_EXAMPLES", "200"))
 # Hypothesis's explain phase reruns a failing example hundreds of times: minutes for a pipeline.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 TOOL_WORD = "weather"
+
+
+def pipeline_property(examples: int):
+    """A pipeline property test: virtual time, room for big example counts, no explain phase."""
+
+    def decorate(test):
+        test = settings(
+            max_examples=examples,
+            deadline=None,
+            phases=PHASES,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        )(test)
+        return pytest.mark.looptime(pytest.mark.timeout(900)(test))
+
+    return decorate
+
+
 WORDS = ["I", "want", "to", "book", "a", "table", "for", "two", "tonight", TOOL_WORD]
 # Commit ceiling (2.5 s after the VAD stop) + the longest learned patience: all settled by then.
 TAIL_SECS = 5.0
@@ -111,14 +130,7 @@ def check_debounce(conv: Conversation, params: DebounceParams):
     event(f"debounce changes: {min(len(changes), 3)}{'+' if len(changes) >= 3 else ''}")
 
 
-@pytest.mark.looptime
-@pytest.mark.timeout(900)
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    phases=PHASES,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@pipeline_property(EXAMPLES)
 @given(
     segments=conversation_segments,
     debounce=debounce_params,
@@ -130,8 +142,6 @@ def check_debounce(conv: Conversation, params: DebounceParams):
 async def test_conversations_keep_the_invariants(
     segments, debounce, piece_delay, tools, tool_delay, failures
 ):
-    import asyncio
-
     llm = SpeculationAwareFakeLLMService(
         piece_delay=piece_delay,
         tool_word=TOOL_WORD if tools else None,
@@ -185,8 +195,6 @@ async def test_conversations_keep_the_invariants(
 
 
 def last_user_text_of(context) -> str:
-    from pipecat.frames.frames import LLMContextFrame
-
     return last_user_text(LLMContextFrame(context=context))
 
 
@@ -195,14 +203,7 @@ def last_user_text_of(context) -> str:
 SESSION_END_EXAMPLES = int(os.environ.get("SESSION_END_EXAMPLES", "150"))
 
 
-@pytest.mark.looptime
-@pytest.mark.timeout(900)
-@settings(
-    max_examples=SESSION_END_EXAMPLES,
-    deadline=None,
-    phases=PHASES,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@pipeline_property(SESSION_END_EXAMPLES)
 @given(
     segments=conversation_segments,
     delay=st.floats(0.0, 0.4),
@@ -318,14 +319,7 @@ def flux_frames(turns) -> list:
     return frames
 
 
-@pytest.mark.looptime
-@pytest.mark.timeout(900)
-@settings(
-    max_examples=FLUX_EXAMPLES,
-    deadline=None,
-    phases=PHASES,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@pipeline_property(FLUX_EXAMPLES)
 @given(turns=flux_turns, piece_delay=st.floats(0.0, 0.5))
 async def test_flux_eager_turns_keep_the_invariants(turns, piece_delay):
     llm = SpeculationAwareFakeLLMService(piece_delay=piece_delay)
@@ -367,14 +361,7 @@ async def test_flux_eager_turns_keep_the_invariants(turns, piece_delay):
 BARGE_IN_EXAMPLES = int(os.environ.get("BARGE_IN_EXAMPLES", "120"))
 
 
-@pytest.mark.looptime
-@pytest.mark.timeout(900)
-@settings(
-    max_examples=BARGE_IN_EXAMPLES,
-    deadline=None,
-    phases=PHASES,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@pipeline_property(BARGE_IN_EXAMPLES)
 @given(
     segments=conversation_segments,
     piece_delay=st.floats(0.0, 0.5),
