@@ -35,7 +35,6 @@ class CharTTS(TTSService):
         super().__init__(
             push_start_frame=True,
             push_stop_frames=True,
-            stop_frame_timeout_s=0.3,
             sample_rate=SAMPLE_RATE,
             settings=TTSSettings(model="chars", voice="chars", language=None),
             **kwargs,
