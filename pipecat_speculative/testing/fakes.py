@@ -20,6 +20,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import FunctionCallFromLLM, LLMService
 from pipecat.services.settings import LLMSettings
+from pipecat.utils.errors import ErrorCategory
 
 from pipecat_speculative.services.speculation_aware_llm import SpeculationAwareLLMMixin
 
@@ -66,24 +67,41 @@ class FakeLLMService(LLMService):
 
     Args:
         piece_delay: Seconds before each piece (a slow LLM makes withdrawals observable).
-        tool_word: When the user text contains it, call the ``lookup`` function instead.
+        tool_word: When the user text contains it, call the ``lookup`` function instead (once
+            the context holds the calls' results, the inference after them answers).
+        tool_calls: How many ``lookup`` calls such an inference makes at once (parallel calls).
+        failures: Inference number (1 for the first started) -> pieces pushed before it fails
+            with an ``ErrorFrame`` (0: before any text), then ends its response as a real
+            service does after an error.
         **kwargs: ``LLMService`` options.
 
     Attributes:
         started: ``(user text, speculative)`` for every inference started.
         finished: User texts whose answer ran to the end.
+        failed: ``(user text, speculative)`` for every inference that failed.
         tool_calls_run: Function calls made.
     """
 
-    def __init__(self, *, piece_delay: float = 0.05, tool_word: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        piece_delay: float = 0.05,
+        tool_word: str | None = None,
+        tool_calls: int = 1,
+        failures: dict[int, int] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(
             settings=fake_llm_settings("fake"),
             **kwargs,
         )
         self.piece_delay = piece_delay
         self.tool_word = tool_word
+        self.tool_calls = tool_calls
+        self.failures = dict(failures or {})
         self.started: list[tuple[str, bool]] = []
         self.finished: list[str] = []
+        self.failed: list[tuple[str, bool]] = []
         self.tool_calls_run = 0
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
@@ -97,22 +115,33 @@ class FakeLLMService(LLMService):
     async def _answer(self, frame: LLMContextFrame):
         text = last_user_text(frame)
         self.started.append((text, frame.speculation))
+        number = len(self.started)
         await self.push_frame(LLMFullResponseStartFrame())
-        if self.tool_word and self.tool_word in text:
+        messages = frame.context.messages
+        asked = bool(messages) and isinstance(messages[-1], dict)
+        asked = asked and messages[-1].get("role") == "user"
+        if self.tool_word and self.tool_word in text and asked:
             await asyncio.sleep(self.piece_delay)
             calls = [
                 FunctionCallFromLLM(
                     function_name="lookup",
-                    tool_call_id=f"call-{len(self.started)}",
+                    tool_call_id=f"call-{number}" + (f"-{i}" if i else ""),
                     arguments={},
                     context=frame.context,
                 )
+                for i in range(self.tool_calls)
             ]
+            self.tool_calls_run += len(calls)
             await self.run_function_calls(calls)
             await self.push_frame(LLMFullResponseEndFrame())
             return
-        for piece in ("ANSWER: ", text):
+        for i, piece in enumerate(("ANSWER: ", text)):
             await asyncio.sleep(self.piece_delay)
+            if self.failures.get(number) == i:
+                self.failed.append((text, frame.speculation))
+                await self.push_error("fake LLM failure", category=ErrorCategory.SERVER)
+                await self.push_frame(LLMFullResponseEndFrame())
+                return
             await self.push_frame(LLMTextFrame(piece))
         await self.push_frame(LLMFullResponseEndFrame())
         self.finished.append(text)

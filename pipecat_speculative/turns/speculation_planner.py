@@ -704,10 +704,16 @@ class SpeculationPlanner:
             self._readiness_secs = secs
 
     def external_speculation_started(self, now: float, text: str) -> list[PlannerAction]:
-        """The commit strategy started a speculation itself (Flux eager end of turn)."""
+        """The commit strategy started a speculation itself (Flux eager end of turn).
+
+        A bet still open here was never withdrawn in the pipeline: the service's withdrawal
+        (``EagerEndOfTurnCancelFrame``, a system frame) overtook it while its transcript was
+        queued, and the commit rule starts the new bet beside it. It is withdrawn for real, or the
+        commit would release both answers.
+        """
         actions: list[PlannerAction] = []
         if self._speculation is not None:
-            actions += self._resolve(now, WithdrawalReason.EXTENDED, emit=False)
+            actions += self._resolve(now, WithdrawalReason.EXTENDED)
         record = self._new_record(now, text)
         self._speculation = record
         self._phase = SpeculationPhase.SPECULATING

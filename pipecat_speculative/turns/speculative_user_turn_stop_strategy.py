@@ -26,6 +26,7 @@ from collections.abc import Callable
 from loguru import logger
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
+    EagerTranscriptionFrame,
     ErrorFrame,
     Frame,
     InterimTranscriptionFrame,
@@ -134,6 +135,8 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         self._vad_speaking = False
         # The commit rule's stop, while the planner holds it until the answer is ready.
         self._held_stop: UserTurnStoppedParams | None = None
+        # Set when the session end is announced: no timer may start a speculation after it.
+        self._session_ended = False
 
         for event in (
             "on_speculation_started",
@@ -184,6 +187,7 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
     async def setup(self, setup: FrameProcessorSetup):
         """Set up this strategy and the commit rule, and listen to the rule's events."""
         await super().setup(setup)
+        self._session_ended = False
         await self._inner.setup(setup)
         self._inner.add_event_handler("on_push_frame", self._on_inner_push_frame)
         self._inner.add_event_handler("on_broadcast_frame", self._on_inner_broadcast_frame)
@@ -257,6 +261,11 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
             )
         elif isinstance(frame, EagerEndOfTurnCancelFrame):
             await self._execute(self._planner.speculation_withdrawn_elsewhere(now))
+        elif isinstance(frame, EagerTranscriptionFrame) and self._planner.speculation is not None:
+            # A new bet while the last is open: its withdrawal overtook it (see
+            # SpeculationPlanner.external_speculation_started). The commit rule forgets that bet
+            # first, so it does not lose track of the timer it keeps for it.
+            await self._inner.process_frame(EagerEndOfTurnCancelFrame())
         elif isinstance(frame, (SessionEndingFrame, SessionCancellingFrame)):
             await self._end_session()
         elif isinstance(frame, ErrorFrame) and isinstance(frame.processor, LLMService):
@@ -352,6 +361,11 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         before it releases anything) withdraws the speculation first, with reason
         ``turn_ended``, so its held answer is discarded, not heard.
         """
+        # A timer still armed (the debounce after the last VAD stop) would start a speculation
+        # after the aggregator's session-end flush, and nothing would ever resolve it.
+        self._session_ended = True
+        for kind in list(self._timers):
+            await self._cancel_timer(kind)
         if self._planner.speculation is None:
             return  # nothing held: Pipecat's own session-end flush is right
         logger.debug(
@@ -420,6 +434,8 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _arm_timer(self, kind: TimerKind, delay: float):
         await self._cancel_timer(kind)
+        if self._session_ended:
+            return
         self._timers[kind] = self.task_manager.create_task(
             self._run_timer(kind, delay), f"{self}::{kind.value}_timer"
         )

@@ -18,12 +18,23 @@ interim supersedes them.
 Its second job, for the same reason of position: announce the end of the session to the turn
 strategy. It pushes a :class:`~pipecat_speculative.turns.session_ending_frame.SessionEndingFrame`
 just before an ``EndFrame`` (and a ``SessionCancellingFrame`` before a ``CancelFrame``), so a held
-speculation is resolved before the aggregator flushes the open turn into a second inference.
+speculation is resolved before the aggregator flushes the open turn into a second inference. If
+the VAD still hears the user at that moment, a ``VADUserStoppedSpeakingFrame`` goes first: the
+user's speech ends with the session, and Pipecat's turn controller never ends a turn while the
+user speaks, so without it the held speculation could only be withdrawn and the flush would run
+that second inference anyway.
 """
 
 from __future__ import annotations
 
-from pipecat.frames.frames import CancelFrame, EndFrame, Frame, TranscriptionFrame
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.processors.frame_processor import FrameCallback, FrameDirection, FrameProcessor
 
 from pipecat_speculative.turns.session_ending_frame import (
@@ -48,6 +59,7 @@ class TranscriptionGuard(FrameProcessor):
         """
         super().__init__(**kwargs)
         self.guarded = 0
+        self._vad_speaking = False
 
     async def queue_frame(
         self,
@@ -65,8 +77,16 @@ class TranscriptionGuard(FrameProcessor):
         """Pass the frame on, announcing a session end first."""
         await super().process_frame(frame, direction)
         if direction is FrameDirection.DOWNSTREAM:
-            if isinstance(frame, EndFrame):
-                await self.push_frame(SessionEndingFrame(), direction)
-            elif isinstance(frame, CancelFrame):
-                await self.push_frame(SessionCancellingFrame(), direction)
+            if isinstance(frame, VADUserStartedSpeakingFrame):
+                self._vad_speaking = True
+            elif isinstance(frame, VADUserStoppedSpeakingFrame):
+                self._vad_speaking = False
+            elif isinstance(frame, (EndFrame, CancelFrame)):
+                if self._vad_speaking:
+                    self._vad_speaking = False
+                    await self.push_frame(VADUserStoppedSpeakingFrame(), direction)
+                ending = (
+                    SessionEndingFrame if isinstance(frame, EndFrame) else SessionCancellingFrame
+                )
+                await self.push_frame(ending(), direction)
         await self.push_frame(frame, direction)

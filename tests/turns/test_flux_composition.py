@@ -28,7 +28,7 @@ def final(text):
     return frame
 
 
-async def run_flux(frames):
+async def run_flux(frames, *, piece_delay=0.05):
     strategies = speculative_turn_strategies(
         commit=EagerUserTurnStopStrategy(), start=[ExternalUserTurnStartStrategy()]
     )
@@ -44,7 +44,7 @@ async def run_flux(frames):
     aggregator = LLMUserAggregator(
         context, params=LLMUserAggregatorParams(user_turn_strategies=strategies)
     )
-    llm = SpeculationAwareFakeLLMService()
+    llm = SpeculationAwareFakeLLMService(piece_delay=piece_delay)
     down, _ = await run_test(Pipeline([aggregator, llm]), frames_to_send=frames)
     return down, llm, events, strategy
 
@@ -90,3 +90,33 @@ async def test_flux_turn_resumed_is_accounted_as_a_withdrawal():
     assert events[0] == ("on_speculation_started", "book", None)
     assert events[1] == ("on_speculation_withdrawn", "book", WithdrawalReason.RESUMED)
     assert events[-1] == ("on_speculation_adopted", "book a table", None)
+
+
+async def test_a_bet_whose_withdrawal_overtook_it_is_withdrawn_by_the_next_bet():
+    # Found by the Flux property test. TurnResumed right behind an EagerEndOfTurn: the cancel (a
+    # system frame) overtakes the eager transcript queued in the aggregator, so the bet on
+    # "book" starts after its own withdrawal. The next bet used to start beside it, and the
+    # commit released both: the user heard the answer to "book" too.
+    down, llm, events, strategy = await run_flux(
+        [
+            ProposedUserStartedSpeakingFrame(),
+            SleepFrame(sleep=0.05),
+            EagerTranscriptionFrame("book", "u", ""),
+            EagerEndOfTurnCancelFrame(),
+            SleepFrame(sleep=0.05),
+            EagerTranscriptionFrame("book a table", "u", ""),
+            SleepFrame(sleep=0.2),
+            final("book a table"),
+            ProposedUserStoppedSpeakingFrame(),
+            SleepFrame(sleep=0.8),
+        ],
+        piece_delay=0.3,
+    )
+    assert llm_output(down) == ["UserStoppedSpeakingFrame", *answer("book a table")]
+    assert [(name, text) for name, text, _ in events] == [
+        ("on_speculation_started", "book"),
+        ("on_speculation_withdrawn", "book"),
+        ("on_speculation_started", "book a table"),
+        ("on_speculation_adopted", "book a table"),
+    ]
+    assert strategy.planner.started == 2 == strategy.planner.adopted + 1

@@ -2,7 +2,8 @@
 
 Each example scripts a random turn (segments, pauses, late or early finals, blips), runs it through
 the real ``LLMUserAggregator`` with the strategy and an LLM service with the real SpeculationGate,
-and checks what came out downstream of the LLM:
+and checks what came out downstream of the LLM. On virtual time (looptime; the strategy reads the
+loop's clock), so the scripted sleeps cost nothing:
 
 1. nothing produced for a withdrawn speculation reaches downstream of the LLM;
 2. exactly one answer per committed turn;
@@ -32,6 +33,7 @@ from pipecat_speculative.testing import final_transcription as _final
 from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.commit_patience import PatienceParams
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
+from tests.turns.conversation import loop_clock
 from tests.turns.test_speculative_strategy import Rig
 from tests.turns.test_transcription_guard import GuardedRig
 
@@ -101,6 +103,7 @@ def assert_answers_follow_commits(heard, committed):
         position += 1
 
 
+@pytest.mark.looptime
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -118,6 +121,7 @@ async def test_one_answer_per_committed_turn_and_nothing_withdrawn_is_heard(
         llm=SpeculationAwareFakeLLMService(piece_delay=piece_delay),
         commit=0.15,
         params=params(debounce),
+        clock=loop_clock,
     )
     timeline = Timeline()
     for seg in turn:
@@ -198,6 +202,7 @@ def hostile_frames(script) -> list:
     return frames
 
 
+@pytest.mark.looptime
 @pytest.mark.timeout(900)
 @settings(
     max_examples=HOSTILE_EXAMPLES,
@@ -220,6 +225,7 @@ async def test_hostile_frame_orders_lose_no_words_and_answer_each_commit_at_most
         stop_timeout=1.0,
         aggregator_kw={"empty_user_turn": None},
         params=params(debounce),
+        clock=loop_clock,
     )
     down = await rig.run(hostile_frames(script))
 

@@ -1,5 +1,7 @@
 """The decision core, without a pipeline: scripted cases and random interleavings."""
 
+import os
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pipecat.turns.user_stop.eager_match_policy import EagerMatchPolicy, NormalizedMatch
@@ -414,3 +416,68 @@ def test_invariants_hold_in_any_interleaving(script, delay):
     assert p.started == p.adopted + withdrawn + (1 if open_record else 0)
     apply(p.turn_stopped(now + 1))
     assert open_record is None and not armed
+
+
+FLUX_EVENTS = st.sampled_from(["start", "cancel", "adopt", "request", "ready", "turn_end"])
+
+
+@settings(max_examples=int(os.environ.get("PLANNER_FLUX_EXAMPLES", "500")), deadline=None)
+@given(
+    script=st.lists(
+        st.tuples(FLUX_EVENTS, st.floats(0.0, 1.0), st.sampled_from(["a", "b c", "Hello"])),
+        max_size=30,
+    )
+)
+def test_flux_bets_are_each_resolved_once_and_never_two_at_a_time(script):
+    """With Flux the commit rule bets itself; the planner accounts, and withdraws a bet it replaces.
+
+    A bet open when the next one starts was never withdrawn in the pipeline (the service's
+    withdrawal overtook it): the planner must withdraw it for real (``WithdrawSpeculation``,
+    which the shell broadcasts), or the commit would release both answers.
+    """
+    p = planner(own_speculation=False)
+    now = 0.0
+    open_record = None
+    resolved: set[int] = set()
+    p.turn_started(now)
+    for event, dt, text in script:
+        now += dt
+        if event == "start":
+            actions = p.external_speculation_started(now, text)
+            withdrawn = [a for a in actions if isinstance(a, WithdrawSpeculation)]
+            assert [a.record for a in withdrawn] == ([open_record] if open_record else [])
+            assert not any(isinstance(a, SpeculationAccounted) for a in actions)
+            (start,) = [a for a in actions if isinstance(a, StartSpeculation)]
+            resolved.update(a.record.id for a in withdrawn)
+            open_record = start.record
+        elif event == "cancel":
+            actions = p.speculation_withdrawn_elsewhere(now)
+            if open_record is not None:
+                (accounted,) = actions
+                assert accounted.record is open_record and open_record.id not in resolved
+                resolved.add(open_record.id)
+            open_record = None
+        elif event == "adopt":
+            actions = p.external_speculation_adopted(now)
+            if open_record is not None:
+                assert open_record.adopted and open_record.id not in resolved
+                resolved.add(open_record.id)
+                p.turn_stopped(now)
+                p.turn_started(now)
+            open_record = None
+        elif event == "request":
+            actions = p.commit_requested(now)
+            assert not p.commit_held  # Flux commits at its own EndOfTurn, never held
+        elif event == "ready":
+            p.speculation_progress(now, SpeculationStage.FIRST_SENTENCE, text)
+        elif event == "turn_end":
+            actions = p.turn_stopped(now)
+            if open_record is not None:
+                assert [a.record for a in actions if isinstance(a, WithdrawSpeculation)] == [
+                    open_record
+                ]
+                resolved.add(open_record.id)
+            open_record = None
+            p.turn_started(now)
+        assert (open_record is None) == (p.speculation is None)
+    assert p.started == p.adopted + sum(p.withdrawn.values()) + (1 if open_record else 0)
