@@ -80,8 +80,13 @@ async def test_a_failing_index_is_answered_without_passages_logged_and_counted(
     assert report.outcome in outcome if isinstance(outcome, set) else report.outcome == outcome
     counted = rag.errors + rag.timeouts if counter == "failures" else getattr(rag, counter)
     assert counted == 1
-    # One query, at most one SDK retry: no thread left retrying for seconds after the turn.
-    assert sum(r.path == "/query" for r in pinecone_standin.requests) <= 2
+    # One query, at most one SDK retry, plus one re-send by the HTTP pool when the first attempt
+    # went out on a kept-alive connection from the ingest (seen under load: connection 1 reused,
+    # then 2 and 3 new): no thread left retrying for seconds after the turn.
+    queries = [
+        (r.connection_id, r.new_connection) for r in pinecone_standin.requests if r.path == "/query"
+    ]
+    assert len(queries) <= 2 + (not queries[0][1]), queries
     assert any(m.startswith("WARNING") and "without passages" in m for m in all_logs)
 
 
