@@ -252,6 +252,68 @@ def bench(
 
 
 @app.command()
+def load(
+    sessions: Annotated[
+        str,
+        typer.Option(
+            "--sessions", help="Concurrent session counts, comma-separated, run one after the other."
+        ),
+    ] = "1,10,25,50",
+    system: Annotated[
+        list[str] | None,
+        typer.Option("--system", help="System to sweep; repeat. Default: speculative and stock."),
+    ] = None,
+    profile: Annotated[
+        str, typer.Option("--profile", help="Latency profile: a name or a YAML/JSON file.")
+    ] = "reference",
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option("--scenario", help="Built-in scenario; repeat. Default: the --quick pair."),
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    no_prerender: Annotated[
+        bool,
+        typer.Option("--no-prerender", help="Synthesize the bot's speech on demand (harness cost)."),
+    ] = False,
+):
+    """Concurrent sessions: added latency, false commits, CPU and RSS per session (bots only)."""
+    import asyncio
+
+    from loguru import logger
+
+    from pipecat_speculative.load import LoadOptions, run_load
+    from pipecat_speculative.offline_session import quiet_standin_server_errors
+    from pipecat_speculative.pipeline_builder import SystemKind
+
+    with _user_errors():
+        try:
+            counts = [int(x) for x in sessions.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(f"--sessions must be integers separated by commas, not {sessions!r}")
+        if not counts or min(counts) < 1:
+            raise InputError("--sessions: every count must be >= 1")
+        valid = [k.value for k in SystemKind]
+        if bad := [s for s in system or [] if s not in valid]:
+            raise InputError(f"--system {bad[0]!r}: choose from {', '.join(valid)}")
+        for name in scenario or []:
+            _check_scenario(name)
+        _check_profile(profile)
+    quiet_standin_server_errors()
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    options = LoadOptions(
+        session_counts=counts,
+        profile=profile,
+        scenarios=scenario or None,
+        json_path=json_path,
+        prerender=not no_prerender,
+    )
+    if system:
+        options.systems = [SystemKind(s) for s in system]
+    asyncio.run(run_load(options))
+
+
+@app.command()
 def ingest(
     paths: Annotated[
         list[Path], typer.Argument(help="Text or markdown files, or directories of them.")
