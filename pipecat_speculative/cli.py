@@ -314,6 +314,45 @@ def load(
 
 
 @app.command()
+def soak(
+    turns: Annotated[int, typer.Option("--turns", min=1, help="User turns in the session.")] = 1000,
+    checkpoint_every: Annotated[
+        int, typer.Option("--checkpoint-every", min=1, help="Turns between checkpoints.")
+    ] = 100,
+    warmup_turns: Annotated[
+        int, typer.Option("--warmup-turns", min=1, help="Turns before the verdict's baseline.")
+    ] = 100,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the JSONL sink.")] = Path(
+        "out/soak"
+    ),
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    no_rag: Annotated[bool, typer.Option("--no-rag", help="No parallel RAG.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the scripted user.")] = 12,
+):
+    """One long scripted session through the plugin: memory, tasks and structure sizes."""
+    import asyncio
+
+    from loguru import logger
+
+    from pipecat_speculative.offline_session import quiet_standin_server_errors
+    from pipecat_speculative.soak import SoakOptions, run_soak
+
+    quiet_standin_server_errors()
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    options = SoakOptions(
+        turns=turns,
+        checkpoint_every=checkpoint_every,
+        warmup_turns=min(warmup_turns, turns),
+        seed=seed,
+        out_dir=out,
+        json_path=json_path,
+        rag=not no_rag,
+    )
+    asyncio.run(run_soak(options))
+
+
+@app.command()
 def ingest(
     paths: Annotated[
         list[Path], typer.Argument(help="Text or markdown files, or directories of them.")

@@ -85,7 +85,7 @@ class LoadOptions:
     session_counts: Sequence[int] = DEFAULT_SESSION_COUNTS
     systems: Sequence[SystemKind] = (SystemKind.SPECULATIVE, SystemKind.STOCK)
     profile: str | Path = "reference"
-    scenarios: Sequence[str] | None = None
+    scenarios: Sequence[str | Scenario] | None = None
     json_path: Path | None = None
     playback_speed: float = 2.5
     warm: bool = True
@@ -331,16 +331,20 @@ async def _run_step(
     }
 
 
-def load_scenario(names: Sequence[str] | None = None) -> Scenario:
+def load_scenario(names: Sequence[str | Scenario] | None = None) -> Scenario:
     """What every session plays: the scenarios' turns one after the other, as one conversation.
 
     One conversation for every session, so one session and fifty play the same turns and their
     latencies compare. The first scenario's pacing (gap after the bot, speaking rate) applies.
 
     Args:
-        names: Built-in scenario names; None: the bench's ``--quick`` pair.
+        names: Built-in scenario names (or scenarios); None: the bench's ``--quick`` pair.
     """
-    parts = [load_builtin_scenario(n) for n in names] if names else quick_scenarios()
+    parts = (
+        [n if isinstance(n, Scenario) else load_builtin_scenario(n) for n in names]
+        if names
+        else quick_scenarios()
+    )
     turns = tuple(t for part in parts for t in part.turns)
     return replace(parts[0], name="+".join(p.name for p in parts), turns=turns)
 
