@@ -256,7 +256,8 @@ def load(
     sessions: Annotated[
         str,
         typer.Option(
-            "--sessions", help="Concurrent session counts, comma-separated, run one after the other."
+            "--sessions",
+            help="Concurrent session counts, comma-separated, run one after the other.",
         ),
     ] = "1,10,25,50",
     system: Annotated[
@@ -273,7 +274,9 @@ def load(
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     no_prerender: Annotated[
         bool,
-        typer.Option("--no-prerender", help="Synthesize the bot's speech on demand (harness cost)."),
+        typer.Option(
+            "--no-prerender", help="Synthesize the bot's speech on demand (harness cost)."
+        ),
     ] = False,
 ):
     """Concurrent sessions: added latency, false commits, CPU and RSS per session (bots only)."""
@@ -289,7 +292,9 @@ def load(
         try:
             counts = [int(x) for x in sessions.split(",") if x.strip()]
         except ValueError:
-            raise InputError(f"--sessions must be integers separated by commas, not {sessions!r}")
+            raise InputError(
+                f"--sessions must be integers separated by commas, not {sessions!r}"
+            ) from None
         if not counts or min(counts) < 1:
             raise InputError("--sessions: every count must be >= 1")
         valid = [k.value for k in SystemKind]
@@ -339,7 +344,7 @@ def soak(
 
     quiet_standin_server_errors()
     logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(sys.stderr, level="ERROR")
     options = SoakOptions(
         turns=turns,
         checkpoint_every=checkpoint_every,

@@ -397,8 +397,7 @@ async def run_load(options: LoadOptions, console: Console | None = None) -> dict
                     step["tts_audio"] = {k: after[k] - before.get(k, 0) for k in after}
                 steps.append(step)
                 console.print(
-                    f"  {system} × {n}: p95 {step['latency_ms']['p95']} ms, "
-                    f"{step['wall_secs']} s"
+                    f"  {system} × {n}: p95 {step['latency_ms']['p95']} ms, {step['wall_secs']} s"
                 )
     _add_p95_deltas(steps)
     document = {

@@ -412,9 +412,7 @@ async def run_soak(options: SoakOptions, console: Console | None = None) -> dict
 
     document = _document(options, checkpoints, snapshots, kinds, summary, records, started)
     document["rag"] = rag_note
-    document["mean_turn_secs"] = {
-        k: round(turn_secs[k] / n, 3) for k, n in kinds.items() if n
-    }
+    document["mean_turn_secs"] = {k: round(turn_secs[k] / n, 3) for k, n in kinds.items() if n}
     document["jsonl"] = str(jsonl)
     document["jsonl_lines"] = sum(1 for _ in jsonl.open(encoding="utf-8"))  # noqa: ASYNC230
     document["bot_replies_heard"] = speech.replies
@@ -436,7 +434,9 @@ class _StandinProcess:
     async def __aenter__(self) -> ServiceEndpoints:
         ctx = multiprocessing.get_context("spawn")
         self._conn, there = ctx.Pipe()
-        self._process = ctx.Process(target=_standin_process_main, args=(there,), name="soak-standins")
+        self._process = ctx.Process(
+            target=_standin_process_main, args=(there,), name="soak-standins"
+        )
         self._process.start()
         there.close()
         kind, payload = await asyncio.to_thread(self._conn.recv)
@@ -596,7 +596,11 @@ def print_soak_report(document: dict[str, Any], console: Console) -> None:
         sizes.add_column(name, justify="left" if name == "path" else "right")
     for c in document["containers"]:
         sizes.add_row(
-            c["path"], str(c["warm_up"]), str(c["end"]), str(c["max"]), "yes" if c["growing"] else ""
+            c["path"],
+            str(c["warm_up"]),
+            str(c["end"]),
+            str(c["max"]),
+            "yes" if c["growing"] else "",
         )
     console.print(sizes, width=max(console.width, 140))
     if document["growth_sites"]:

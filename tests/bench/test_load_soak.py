@@ -5,6 +5,8 @@ scripted session through the plugin's real pieces with the stand-ins in a child 
 and memory figures are for the lead's machine, never asserted here.
 """
 
+import io
+
 from rich.console import Console
 
 from pipecat_speculative.load import LoadOptions, load_scenario, run_load, standin_sentences
@@ -66,7 +68,7 @@ async def test_load_runs_a_bot_process_per_step_and_reports_each_step(tmp_path):
             scenarios=[ONE_TURN],
             json_path=out,
         ),
-        Console(file=open(tmp_path / "console.txt", "w")),  # noqa: SIM115
+        Console(file=io.StringIO()),
     )
     assert out.exists()
     assert [s["sessions"] for s in document["steps"]] == [2]
@@ -90,10 +92,15 @@ async def test_soak_plays_every_kind_of_turn_and_reports_checkpoints(tmp_path):
             json_path=tmp_path / "soak.json",
             rag=False,
         ),
-        Console(file=open(tmp_path / "console.txt", "w")),  # noqa: SIM115
+        Console(file=io.StringIO()),
     )
     assert (tmp_path / "soak.json").exists()
-    assert [c["label"] for c in document["checkpoints"]] == ["start", "warm-up", "checkpoint", "end"]
+    assert [c["label"] for c in document["checkpoints"]] == [
+        "start",
+        "warm-up",
+        "checkpoint",
+        "end",
+    ]
     assert sum(document["turn_kinds"].values()) == 15
     assert all(document["turn_kinds"][k] > 0 for k in SOAK_TURN_KINDS)
     assert document["turn_records"] > 0 and document["jsonl_lines"] > document["turn_records"]
