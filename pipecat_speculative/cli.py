@@ -141,6 +141,17 @@ def _check_scenario(scenario: str) -> None:
         load_builtin_scenario(scenario)
 
 
+def _offline_run_logging(level: str) -> None:
+    """Logs of a run against the stand-ins: ``level`` and up on stderr, no aiohttp noise."""
+    from loguru import logger
+
+    from pipecat_speculative.offline_session import quiet_standin_server_errors
+
+    quiet_standin_server_errors()
+    logger.remove()
+    logger.add(sys.stderr, level=level)
+
+
 @app.command()
 def report(
     file: Annotated[
@@ -226,19 +237,14 @@ def bench(
     """Compare stock, eager_flux and speculative on the same audio, one table per profile."""
     import asyncio
 
-    from loguru import logger
-
     from pipecat_speculative.bench import BenchOptions, run_bench
-    from pipecat_speculative.offline_session import quiet_standin_server_errors
     from pipecat_speculative.scenarios.scenario import load_scenarios
 
     with _user_errors():
         if scenarios is not None:
             load_scenarios(scenarios)
         _check_profile(profile)
-    quiet_standin_server_errors()
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    _offline_run_logging("WARNING")
     options = BenchOptions(
         scenarios_dir=scenarios,
         profiles=profile or None,
@@ -282,10 +288,7 @@ def load(
     """Concurrent sessions: added latency, false commits, CPU and RSS per session (bots only)."""
     import asyncio
 
-    from loguru import logger
-
     from pipecat_speculative.load import LoadOptions, run_load
-    from pipecat_speculative.offline_session import quiet_standin_server_errors
     from pipecat_speculative.pipeline_builder import SystemKind
 
     with _user_errors():
@@ -303,9 +306,7 @@ def load(
         for name in scenario or []:
             _check_scenario(name)
         _check_profile(profile)
-    quiet_standin_server_errors()
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    _offline_run_logging("WARNING")
     options = LoadOptions(
         session_counts=counts,
         profile=profile,
@@ -337,14 +338,9 @@ def soak(
     """One long scripted session through the plugin: memory, tasks and structure sizes."""
     import asyncio
 
-    from loguru import logger
-
-    from pipecat_speculative.offline_session import quiet_standin_server_errors
     from pipecat_speculative.soak import SoakOptions, run_soak
 
-    quiet_standin_server_errors()
-    logger.remove()
-    logger.add(sys.stderr, level="ERROR")
+    _offline_run_logging("ERROR")
     options = SoakOptions(
         turns=turns,
         checkpoint_every=checkpoint_every,

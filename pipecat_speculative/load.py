@@ -25,11 +25,9 @@ the same conversation (:func:`load_scenario`), so N is the number of concurrent 
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import os
 import re
-import resource
 import threading
 import time
 import uuid
@@ -44,6 +42,7 @@ from rich.table import Table
 
 from pipecat_speculative.bench import quick_scenarios, score_sessions
 from pipecat_speculative.pipeline_builder import BotPipelineConfig, ServiceEndpoints, SystemKind
+from pipecat_speculative.process_measures import cpu_secs, rss_bytes, write_json_document
 from pipecat_speculative.scenarios.player import SAMPLE_RATE, RenderedScenario, render_scenario
 from pipecat_speculative.scenarios.scenario import Scenario, load_builtin_scenario
 from pipecat_speculative.standins.deterministic_llm import reply_to
@@ -111,20 +110,6 @@ def standin_sentences(scenarios: Sequence[Scenario]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _rss_bytes() -> int:
-    """Resident set size of this process now (Linux /proc; peak RSS elsewhere)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _cpu_secs() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 class _SileroMeter:
     """CPU seconds spent in Silero's model, summed over every analyzer of the process.
 
@@ -160,14 +145,14 @@ class _RssSampler:
     """Peak RSS over a stretch of time, sampled every ``period_secs`` in a thread."""
 
     def __init__(self, period_secs: float = 0.2) -> None:
-        self.peak = _rss_bytes()
+        self.peak = rss_bytes()
         self._period = period_secs
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self._period):
-            self.peak = max(self.peak, _rss_bytes())
+            self.peak = max(self.peak, rss_bytes())
 
     def __enter__(self) -> _RssSampler:
         self._thread.start()
@@ -176,7 +161,7 @@ class _RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss_bytes())
+        self.peak = max(self.peak, rss_bytes())
 
 
 class _PreparedDeepgram:
@@ -225,8 +210,8 @@ async def _bot_process(conn: Any, job: _Job) -> dict[str, Any]:
     stack = _RemoteStack(job.endpoints, job.tags)
     n = len(job.tags)
     conn.send(("started", None))
-    rss_before = _rss_bytes()
-    cpu_before = _cpu_secs()
+    rss_before = rss_bytes()
+    cpu_before = cpu_secs()
     started = time.monotonic()
     with _RssSampler() as sampler:
         results = await asyncio.gather(
@@ -243,7 +228,7 @@ async def _bot_process(conn: Any, job: _Job) -> dict[str, Any]:
             )
         )
     wall = time.monotonic() - started
-    cpu = _cpu_secs() - cpu_before
+    cpu = cpu_secs() - cpu_before
     scores = score_sessions(results)
     return {
         "scores": scores,
@@ -283,9 +268,9 @@ async def _run_step(
         kind, _ = await asyncio.to_thread(here.recv)
         if kind != "started":
             raise RuntimeError(f"bot process failed before its sessions: {_}")
-        harness_before = _cpu_secs()
+        harness_before = cpu_secs()
         kind, payload = await asyncio.to_thread(here.recv)
-        harness_cpu = _cpu_secs() - harness_before
+        harness_cpu = cpu_secs() - harness_before
     except EOFError as e:
         raise RuntimeError(f"bot process for {system} × {n} died (exit {process.exitcode})") from e
     finally:
@@ -414,10 +399,7 @@ async def run_load(options: LoadOptions, console: Console | None = None) -> dict
     }
     print_load_table(document, console)
     if options.json_path is not None:
-        path = Path(options.json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at the end
-        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")  # noqa: ASYNC240
-        console.print(f"wrote {path}")
+        write_json_document(options.json_path, document, console)
     return document
 
 

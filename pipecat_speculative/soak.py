@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import multiprocessing
 import os
 import random
-import resource
 import time
 import tracemalloc
 from collections import deque
@@ -63,6 +61,7 @@ from pipecat_speculative.pipeline_builder import (
     SystemKind,
     build_bot_pipeline,
 )
+from pipecat_speculative.process_measures import rss_bytes, write_json_document
 from pipecat_speculative.standins.profile import LatencyProfile
 from pipecat_speculative.standins.standin_stack import StandinStack
 from pipecat_speculative.testing.timeline import Timeline
@@ -149,14 +148,6 @@ class SoakOptions:
 # ---------------------------------------------------------------------------------------------
 # Measuring
 # ---------------------------------------------------------------------------------------------
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 _CONTAINERS = (list, dict, set, deque)
@@ -358,7 +349,7 @@ async def run_soak(options: SoakOptions, console: Console | None = None) -> dict
                 turn=turn,
                 label=label,
                 wall_secs=time.monotonic() - started,
-                rss_mb=_rss_mb(),
+                rss_mb=rss_bytes() / 2**20,
                 traced_mb=tracemalloc.get_traced_memory()[0] / 2**20,
                 tasks=len(asyncio.all_tasks()),
                 context_messages=len(bot.context.messages),
@@ -418,10 +409,7 @@ async def run_soak(options: SoakOptions, console: Console | None = None) -> dict
     document["bot_replies_heard"] = speech.replies
     print_soak_report(document, console)
     if options.json_path is not None:
-        path = Path(options.json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at the end
-        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")  # noqa: ASYNC240
-        console.print(f"wrote {path}")
+        write_json_document(options.json_path, document, console)
     return document
 
 
