@@ -303,6 +303,14 @@ async def _run_step(
             "silero": round(payload["silero_cpu_secs"], 2),
             "harness": round(harness_cpu, 2),
         },
+        # The work, whatever the wall: on a starved machine the wall stretches and the per-wall-
+        # second figures fall while the latency rises; these do not.
+        "cpu_secs_per_user_turn": {
+            "bot": _per(payload["cpu_secs"], scores["user_turns"]),
+            "silero": _per(payload["silero_cpu_secs"], scores["user_turns"]),
+        },
+        "bot_process_cores": round(payload["cpu_secs"] / wall, 2) if wall > 0 else None,
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "silero_calls": payload["silero_calls"],
         "rss_mb": {
             "before": round(payload["rss_before_bytes"] / 2**20, 1),
@@ -314,6 +322,10 @@ async def _run_step(
         "wall_secs": round(wall, 1),
         "process_secs": round(time.monotonic() - spawned, 1),
     }
+
+
+def _per(value: float, count: int) -> float | None:
+    return round(value / count, 3) if count else None
 
 
 def load_scenario(names: Sequence[str | Scenario] | None = None) -> Scenario:
@@ -439,6 +451,9 @@ def print_load_table(document: dict[str, Any], console: Console) -> None:
         "  Silero",
         "  rest",
         "harness CPU",
+        "bot CPU s/turn",
+        "bot cores",
+        "load avg",
         "RSS/session",
         "wall s",
     ):
@@ -461,13 +476,20 @@ def print_load_table(document: dict[str, Any], console: Console) -> None:
             f"{cpu['silero']:.1%}",
             f"{cpu['bot_without_silero']:.1%}",
             f"{cpu['harness']:.1%}",
+            "n/a"
+            if s["cpu_secs_per_user_turn"]["bot"] is None
+            else f"{s['cpu_secs_per_user_turn']['bot']:.2f}",
+            f"{s['bot_process_cores']}",
+            f"{s['load_average_1m']}",
             f"{s['rss_mb']['per_session']:.1f}",
             f"{s['wall_secs']:.0f}",
         )
     console.print(table, width=max(console.width, 160))
     console.print(
         f"[dim]{document['cpu_count']} cores; bot CPU = bot process CPU s / session / wall s "
-        "(Silero timed around each voice_confidence call); harness = stand-ins and scoring, "
+        "(Silero timed around each voice_confidence call); harness = stand-ins and scoring; "
+        "bot CPU s/turn = the work whatever the wall; bot cores = bot process CPU s / wall s "
+        "(well under the cores with latency rising: other processes hold the CPU); "
         f"TTS speech prerendered: {document['prerender'].get('enabled')}; runtime "
         f"{document['runtime_secs']} s[/]"
     )

@@ -70,7 +70,15 @@ from pipecat_speculative.turns.adaptive_debounce import DebounceParams
 from pipecat_speculative.turns.commit_patience import PatienceParams
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 
-__all__ = ["SOAK_TURN_KINDS", "SoakOptions", "print_soak_report", "run_soak"]
+__all__ = [
+    "FLAT_TRACED_MB_PER_1000",
+    "SOAK_TURN_KINDS",
+    "SoakOptions",
+    "container_sizes",
+    "print_soak_report",
+    "run_soak",
+    "soak_turn_params",
+]
 
 SOAK_TURN_KINDS: tuple[str, ...] = ("fluent", "hesitant", "late_final", "cough", "barge_in")
 """How a scripted turn goes (see the module doc)."""
@@ -88,6 +96,10 @@ _TOPICS = (
     "delivery times",
     "account security",
 )
+FLAT_TRACED_MB_PER_1000 = 1.0
+"""Traced memory growing slower than this over the second half of the run (MB per 1,000 turns),
+with no container still growing, is flat: 1 KB kept per turn would be exactly this."""
+
 _SCALE = 1 / 6
 """Soak timings are the defaults scaled by this (a 0.6 s floor becomes 0.1 s)."""
 
@@ -359,7 +371,11 @@ async def run_soak(options: SoakOptions, console: Console | None = None) -> dict
             checkpoints.append(cp)
             if label in ("warm-up", "end"):
                 snapshots[label] = tracemalloc.take_snapshot()
-            logger.debug(f"soak checkpoint {cp.row()}")
+            row = cp.row()
+            console.print(
+                f"  turn {turn} ({label}): RSS {row['rss_mb']} MB, traced {row['traced_mb']} MB, "
+                f"{cp.tasks} tasks, {row['wall_secs']} s"
+            )
 
         worker = bot.create_worker()
         runner = WorkerRunner(handle_sigint=False)
@@ -504,16 +520,25 @@ def _document(
     after = [c for c in checkpoints if c.turn >= warm.turn]
     traced_slope = _slope_per_1000([(c.turn, c.traced_mb) for c in after])
     rss_slope = _slope_per_1000([(c.turn, c.rss_mb) for c in after])
+    # A bounded structure filling up to its cap grows early and then stays: what still grows
+    # over the second half of the run (after warm-up) is what has no bound.
+    mid = after[len(after) // 2]
     paths = sorted({p for c in checkpoints for p in c.sizes})
     containers = []
     for p in paths:
         series = [c.sizes.get(p, 0) for c in checkpoints]
-        w, e = warm.sizes.get(p, 0), end.sizes.get(p, 0)
-        tail = [c.sizes.get(p, 0) for c in after]
-        growing = e > w and e == max(tail) and e - w >= 8
+        w, m, e = warm.sizes.get(p, 0), mid.sizes.get(p, 0), end.sizes.get(p, 0)
+        growing = e > m and e > w
         if max(series) >= 16 or growing:
             containers.append(
-                {"path": p, "warm_up": w, "end": e, "max": max(series), "growing": growing}
+                {
+                    "path": p,
+                    "warm_up": w,
+                    "end": e,
+                    "max": max(series),
+                    "growing": growing,
+                    "series": series,
+                }
             )
     growth_sites: list[dict[str, Any]] = []
     if "warm-up" in snapshots and "end" in snapshots:
@@ -528,7 +553,8 @@ def _document(
             )
     span = max(1, end.turn - warm.turn)
     traced_growth = (end.traced_mb - warm.traced_mb) * 1000 / span
-    flat = traced_growth < 1.0 and not any(c["growing"] for c in containers)
+    late_growth = (end.traced_mb - mid.traced_mb) * 1000 / max(1, end.turn - mid.turn)
+    flat = late_growth < FLAT_TRACED_MB_PER_1000 and not any(c["growing"] for c in containers)
     return {
         "schema": "pipecat-speculative/soak",
         "schema_version": 1,
@@ -548,6 +574,8 @@ def _document(
             "flat": flat,
             "baseline": warm.label,
             "traced_mb_per_1000_turns": round(traced_growth, 3),
+            "second_half_from_turn": mid.turn,
+            "second_half_traced_mb_per_1000_turns": round(late_growth, 3),
             "traced_slope_mb_per_1000_turns": None
             if traced_slope is None
             else round(traced_slope, 3),
@@ -604,8 +632,10 @@ def print_soak_report(document: dict[str, Any], console: Console) -> None:
         f"turns {document['turns']} ({', '.join(f'{k} {n}' for k, n in document['turn_kinds'].items())}); "
         f"speculations {document['speculations']}; records {document['turn_records']}\n"
         f"verdict: [bold]{'flat' if v['flat'] else 'GROWING'}[/] — traced "
-        f"{v['traced_mb_per_1000_turns']:+.3f} MB per 1,000 turns after warm-up (slope "
-        f"{v['traced_slope_mb_per_1000_turns']}), RSS slope {v['rss_slope_mb_per_1000_turns']} MB "
+        f"{v['traced_mb_per_1000_turns']:+.3f} MB per 1,000 turns after warm-up, "
+        f"{v['second_half_traced_mb_per_1000_turns']:+.3f} from turn "
+        f"{v['second_half_from_turn']} (slope {v['traced_slope_mb_per_1000_turns']}), RSS slope "
+        f"{v['rss_slope_mb_per_1000_turns']} MB "
         f"per 1,000 turns, tasks start/end {v['tasks_start_end']}, growing containers "
         f"{v['growing_containers'] or 'none'}; runtime {document['runtime_secs']} s"
     )
