@@ -34,6 +34,7 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
     LLMUserAggregator,
     LLMUserAggregatorParams,
 )
@@ -561,3 +562,41 @@ async def test_an_observer_outside_a_pipeline_ignores_frames_without_a_clock():
     observer.record_rag("start")
     assert observer.summary().turns == 0
     await asyncio.sleep(0)
+
+
+async def test_the_assistant_context_pushed_after_each_answer_is_not_an_inference():
+    # Pipecat's assistant aggregator pushes the updated context downstream after every answer;
+    # no LLM runs on it. Counted as an inference, one per answer stayed in the tracker.
+    pair = LLMContextAggregatorPair(
+        LLMContext(),
+        user_params=LLMUserAggregatorParams(
+            user_turn_strategies=UserTurnStrategies(
+                stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)]
+            )
+        ),
+    )
+    timing = TurnTimingObserver(output_types=(FakeOutput,), log=False)
+    recorded = record_events(timing)
+    turn = [
+        VADUserStartedSpeakingFrame(),
+        SleepFrame(sleep=0.05),
+        TranscriptionFrame("what time is it", "user", "t", finalized=True),
+        SleepFrame(sleep=0.05),
+        VADUserStoppedSpeakingFrame(stop_secs=0.2, timestamp=time.time()),
+        SleepFrame(sleep=0.8),
+        BotStartedSpeakingFrame(),
+        SleepFrame(sleep=0.1),
+        BotStoppedSpeakingFrame(),
+        SleepFrame(sleep=1.2),  # the answer's text ends after its audio, as a paced output's
+    ]
+    slow = LLMScript(chunk_gap_secs=0.4)
+    await run_test(
+        Pipeline([pair.user(), FakeLLM([slow, slow]), FakeTTS(), FakeOutput(), pair.assistant()]),
+        frames_to_send=[*turn, *turn],
+        observers=[timing],
+        pipeline_params=METRICS,
+    )
+    assert len(recorded.records) == 2
+    assert [m["role"] for m in pair.assistant().context.messages].count("assistant") == 2
+    assert timing._tracker._inferences == {}
+    assert timing._tracker._awaiting_llm == []
