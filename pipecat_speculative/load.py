@@ -8,6 +8,10 @@ latency. This command measures the bots alone:
   the stand-ins and scores; each (system, session count) runs in a fresh bot process
   (``multiprocessing`` spawn) holding only the sessions: the real Pipecat services, Silero VAD,
   the scenario microphone and the paced speaker. Its CPU and memory are the bots'.
+- **One bot process per step.** All of a step's sessions share it, as they would share a
+  worker process in a fleet: one event loop, so past about one core of work the process is
+  saturated (``bot_process_cores`` near 1) and latency and unanswered turns climb whatever
+  the machine's other cores do.
 - **Nothing is synthesized while timed.** The TTS stand-in's speech is rendered before the first
   run (:class:`~pipecat_speculative.standins.prerendered_speech.PrerenderedSpeechEngine`): every
   sentence the deterministic stand-in LLM gives for the scenarios' texts, and every word as a
@@ -447,6 +451,7 @@ def print_load_table(document: dict[str, Any], console: Console) -> None:
         "false commits",
         "answers/commit",
         "commits/turns",
+        "unanswered",
         "bot CPU",
         "  Silero",
         "  rest",
@@ -472,6 +477,7 @@ def print_load_table(document: dict[str, Any], console: Console) -> None:
             if s["answers_per_committed_turn"] is None
             else f"{s['answers_per_committed_turn']:.2f}",
             f"{s['committed_turns']}/{s['user_turns']}",
+            str(s["unanswered_user_turns"]),
             f"{cpu['bot']:.1%}",
             f"{cpu['silero']:.1%}",
             f"{cpu['bot_without_silero']:.1%}",
@@ -489,7 +495,9 @@ def print_load_table(document: dict[str, Any], console: Console) -> None:
         f"[dim]{document['cpu_count']} cores; bot CPU = bot process CPU s / session / wall s "
         "(Silero timed around each voice_confidence call); harness = stand-ins and scoring; "
         "bot CPU s/turn = the work whatever the wall; bot cores = bot process CPU s / wall s "
-        "(well under the cores with latency rising: other processes hold the CPU); "
+        "(one process, one event loop: near 1 it is saturated; well under 1 with latency "
+        "rising, other processes hold the CPU); unanswered = user turns the bot never answered "
+        "before the user went on (20 s); "
         f"TTS speech prerendered: {document['prerender'].get('enabled')}; runtime "
         f"{document['runtime_secs']} s[/]"
     )
