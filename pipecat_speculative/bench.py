@@ -91,7 +91,9 @@ __all__ = [
     "print_bench_table",
     "quick_scenarios",
     "run_bench",
+    "score_session",
     "score_sessions",
+    "write_bench_json",
 ]
 
 BENCH_SYSTEMS: tuple[SystemKind, ...] = (
@@ -645,13 +647,19 @@ async def run_bench(options: BenchOptions, console: Console | None = None) -> di
         },
     }
     print_bench_document(document, console)
-    if options.json_path is not None:
-        path = Path(options.json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at the end
-        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")  # noqa: ASYNC240
-        console.print(f"wrote {path}")
+    write_bench_json(document, options.json_path, console)
     logger.debug(f"bench finished in {document['runtime_secs']['total']} s")
     return document
+
+
+def write_bench_json(document: dict[str, Any], path: Path | None, console: Console):
+    """Write a bench document as indented JSON (nothing when ``path`` is None), and say where."""
+    if path is None:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    console.print(f"wrote {path}")
 
 
 async def _prepare_rag(

@@ -170,6 +170,58 @@ def report(
         run_report(file, png=png)
 
 
+def _seconds_list(option: str, value: str) -> list[float]:
+    try:
+        values = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} takes seconds separated by commas, got {value!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise InputError(f"{option} takes one or more seconds >= 0, got {value!r}")
+    return values
+
+
+@app.command()
+def tune(
+    files: Annotated[
+        list[Path],
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="Turn timing JSONL files."),
+    ],
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Write latency against waste here.")
+    ] = None,
+    write_profile: Annotated[
+        Path | None,
+        typer.Option("--write-profile", help="Write the recommended setting as a profile (JSON)."),
+    ] = None,
+    delays: Annotated[
+        str, typer.Option("--delays", help="Speculation delays to try, seconds, comma-separated.")
+    ] = "0,0.1,0.2,0.3,0.5",
+    floors: Annotated[
+        str, typer.Option("--floors", help="Commit floors to try, seconds, comma-separated.")
+    ] = "0.3,0.45,0.6,0.8",
+    backoffs: Annotated[
+        str, typer.Option("--backoffs", help="Resume backoffs to try (>= 1), comma-separated.")
+    ] = "1,1.5,2",
+):
+    """Replay recorded pauses under other settings: latency, cancellations, waste, cut-ins."""
+    from pipecat_speculative.metrics.tuner import run_tune
+
+    with _user_errors():
+        delay_values = _seconds_list("--delays", delays)
+        floor_values = _seconds_list("--floors", floors)
+        backoff_values = _seconds_list("--backoffs", backoffs)
+        if any(b < 1 for b in backoff_values):
+            raise InputError(f"--backoffs must all be >= 1, got {backoffs!r}")
+        run_tune(
+            files,
+            png=png,
+            profile=write_profile,
+            delays=delay_values,
+            floors=floor_values,
+            backoffs=backoff_values,
+        )
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("out"),
@@ -233,6 +285,16 @@ def bench(
     no_rag: Annotated[
         bool, typer.Option("--no-rag", help="No retrieval (no system uses the sample document).")
     ] = False,
+    returning_user: Annotated[
+        bool,
+        typer.Option(
+            "--returning-user",
+            help=(
+                "A returning hesitant user instead: a first call teaches a stored profile, the "
+                "next call runs without and with it (speculative only, no retrieval)."
+            ),
+        ),
+    ] = False,
 ):
     """Compare stock, eager_flux and speculative on the same audio, one table per profile."""
     import asyncio
@@ -241,10 +303,29 @@ def bench(
     from pipecat_speculative.scenarios.scenario import load_scenarios
 
     with _user_errors():
+        if returning_user and (scenarios is not None or quick or sessions != 1):
+            raise InputError(
+                "--returning-user plays its own two calls: --scenarios, --quick and --sessions "
+                "do not apply"
+            )
         if scenarios is not None:
             load_scenarios(scenarios)
         _check_profile(profile)
     _offline_run_logging("WARNING")
+    if returning_user:
+        from pipecat_speculative.bench_returning_user import (
+            ReturningUserOptions,
+            run_returning_user_bench,
+        )
+
+        asyncio.run(
+            run_returning_user_bench(
+                ReturningUserOptions(
+                    profiles=profile or None, json_path=json_path, warm_connections=not no_warm
+                )
+            )
+        )
+        return
     options = BenchOptions(
         scenarios_dir=scenarios,
         profiles=profile or None,

@@ -38,6 +38,7 @@ from pipecat_speculative.pipeline_builder import (
     SystemKind,
     build_bot_pipeline,
 )
+from pipecat_speculative.profiles import TurnTakingProfile, snapshot_profile
 from pipecat_speculative.scenarios.player import SAMPLE_RATE, RenderedScenario, TurnPlayback
 from pipecat_speculative.standins.standin_stack import StandinStack
 from pipecat_speculative.transports.paced_output_transport import PacedOutputTransport
@@ -114,6 +115,9 @@ class SessionResult:
         debounce: The speculative strategy's debounce at the end (``speculative`` only).
         rag_counters: The RAG processor's counters at the end (``retrievals_started``,
             ``retrievals_joined``, ...; see :func:`rag_counters`), empty without RAG.
+        profile: The user's turn-taking profile at the end, as a bot would store it
+            (:func:`~pipecat_speculative.profiles.snapshot_profile`, carrying on the config's
+            profile); the plugin's systems only.
     """
 
     system: SystemKind
@@ -127,6 +131,7 @@ class SessionResult:
     warm_available: bool = False
     debounce: DebounceState | None = None
     rag_counters: dict[str, int] = field(default_factory=dict)
+    profile: TurnTakingProfile | None = None
 
     def write_wav(self, path: str | Path) -> Path | None:
         """Write the recorded conversation as a WAV file (None when nothing was recorded)."""
@@ -244,6 +249,7 @@ async def run_scenario_session(
     result.summary = bot.observer.summary()
     if bot.strategy is not None:
         result.debounce = bot.strategy.debounce.state
+        result.profile = snapshot_profile(bot.strategy, previous=config.profile)
     if bot.rag is not None:
         result.rag_counters = rag_counters(bot.rag)
     if recorded:

@@ -85,6 +85,14 @@ OVERRIDDEN_HOOKS: tuple[PrivateHook, ...] = (
     PrivateHook(_ELEVENLABS, "_close_context", ("self", "context_id"), True, _WARM_ELEVENLABS),
     PrivateHook(_ELEVENLABS, "_send_keepalive", ("self",), True, _WARM_ELEVENLABS),
     PrivateHook(_ELEVENLABS, "_update_settings", ("self", "delta"), True, _WARM_ELEVENLABS),
+    # ... and reports the sentences a dropped socket cut before it reconnects.
+    PrivateHook(
+        "pipecat.services.websocket_service.WebsocketService",
+        "_reconnect_websocket",
+        ("self", "attempt_number"),
+        True,
+        _WARM_ELEVENLABS,
+    ),
     # The warm Deepgram service bounds and times the first connection and every reconnection.
     PrivateHook(_DEEPGRAM, "_connect", ("self",), True, _WARM_DEEPGRAM),
     PrivateHook(_DEEPGRAM, "_keepalive_handler", ("self",), True, _WARM_DEEPGRAM),

@@ -60,6 +60,7 @@ from pipecat_speculative.metrics.sinks.base_turn_timing_sink import BaseTurnTimi
 from pipecat_speculative.metrics.transcript_redaction import TranscriptRedaction
 from pipecat_speculative.metrics.turn_timing_observer import TurnTimingObserver
 from pipecat_speculative.processors.speculative_output_gate import SpeculativeOutputGate
+from pipecat_speculative.profiles import TurnTakingProfile, warm_start
 from pipecat_speculative.rag import (
     ParallelRAGProcessor,
     RAGConfig,
@@ -212,6 +213,9 @@ class BotPipelineConfig:
             (:class:`~pipecat_speculative.rag.SerialRAGProcessor`, every context) for ``stock``
             and ``eager_flux``, parallel
             (:class:`~pipecat_speculative.rag.ParallelRAGProcessor`) for the plugin's systems.
+        profile: The user's stored turn-taking profile: the plugin's strategy is warm-started
+            from it (:func:`~pipecat_speculative.profiles.warm_start`); None starts cold. The
+            Pipecat baselines have nothing to restore and ignore it.
     """
 
     system: SystemKind | str = SystemKind.SPECULATIVE
@@ -232,6 +236,7 @@ class BotPipelineConfig:
     log_transcripts: TranscriptRedaction | str = TranscriptRedaction.DROP
     user_turn_stop_timeout_secs: float = 5.0
     rag: RAGConfig | None = None
+    profile: TurnTakingProfile | None = None
 
     def __post_init__(self):
         self.system = SystemKind(self.system)
@@ -473,6 +478,8 @@ def build_bot_pipeline(
             params=params,
             commit_strategy=FreePatienceUserTurnStopStrategy(floor_secs=config.commit_floor_secs),
         )
+        if config.profile is not None:
+            warm_start(strategy, config.profile)
 
     observer = TurnTimingObserver(
         sinks=list(config.sinks),

@@ -30,10 +30,12 @@ __all__ = [
     "ReportInputError",
     "StageStats",
     "TimingReport",
+    "headless_pyplot",
     "load_report",
     "print_report",
     "render_png",
     "run_report",
+    "save_figure",
 ]
 
 REPORT_STAGES: tuple[tuple[str, str], ...] = (
@@ -341,11 +343,7 @@ def render_png(report: TimingReport, path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = headless_pyplot()
     path = Path(path)
     turns = report.turns
     n = max(len(turns), 1)
@@ -426,6 +424,23 @@ def render_png(report: TimingReport, path: str | Path) -> Path:
     ax_lat.grid(alpha=0.3)
 
     ax_lat.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return save_figure(fig, path)
+
+
+def headless_pyplot():
+    """``matplotlib.pyplot`` on the Agg backend: PNGs without a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write (creating the folder) and close a figure; returns the path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -139,6 +139,21 @@ class SpeculationLedger:
         del s.warmups[:-HISTORY_LIMIT]
         s.warmups_recorded += 1
 
+    def tuning(
+        self,
+        *,
+        debounce_initial_secs: float | None = None,
+        debounce_min_secs: float | None = None,
+        commit_floor_secs: float | None = None,
+        resume_backoff: float | None = None,
+    ):
+        """The strategy's settings, reported in the summary (None: unknown)."""
+        s = self._summary
+        s.debounce_initial_secs = debounce_initial_secs
+        s.debounce_min_secs = debounce_min_secs
+        s.commit_floor_secs = commit_floor_secs
+        s.resume_backoff = resume_backoff
+
     def summary(self) -> SessionSummary:
         """A snapshot (a copy: later changes do not show in it)."""
         s = self._summary

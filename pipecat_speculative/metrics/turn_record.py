@@ -34,6 +34,7 @@ __all__ = [
     "STAGES",
     "DebounceEntry",
     "NewerSchemaError",
+    "PauseEntry",
     "RecordError",
     "SessionSummary",
     "SpeculationEntry",
@@ -46,10 +47,11 @@ SCHEMA_NAME = "pipecat-speculative/turn-timing"
 
 SCHEMA_VERSION = 1
 
-HISTORY_LIMIT = 100
-"""Most entries a session summary keeps in each of its history lists (the latest ones)."""
 """Bumped on any change a reader could notice (a removed or renamed field, a changed meaning).
 Added optional fields do not bump it; readers must ignore fields they do not know."""
+
+HISTORY_LIMIT = 100
+"""Most entries a session summary keeps in each of its history lists (the latest ones)."""
 
 
 class RecordError(ValueError):
@@ -175,6 +177,9 @@ class SpeculationEntry:
         completion_tokens: Completion tokens the LLM reported for it.
         tts_characters: Characters the TTS reported synthesizing for it.
         ignored_ttfb_ms: The bogus TTFB the LLM emitted when it was cancelled, ignored (ms).
+        ready_ms: From its start until the strategy was told its answer was ready (its
+            ``SpeculationRecord.ready_at``: the first sentence by default), ms. A duration, not a
+            moment. None when it was resolved before that, or no strategy is attached.
     """
 
     index: int
@@ -192,6 +197,39 @@ class SpeculationEntry:
     completion_tokens: int | None = None
     tts_characters: int | None = None
     ignored_ttfb_ms: float | None = None
+    ready_ms: float | None = None
+
+
+@dataclass
+class PauseEntry:
+    """One pause of a user turn: a VAD stop, and what ended the silence.
+
+    Durations only (ms), all on the pipeline clock, so none is ever negative.
+
+    Parameters:
+        silence_ms: VAD stop → the VAD start of resumed speech (``resumed``), or → the commit
+            (the turn's last pause; the user may have stayed silent longer, the commit ended
+            the measurement).
+        resumed: True when the user spoke again before the commit (possibly a blip: see
+            ``words_ms``), False for the pause the commit ended.
+        speech_ms: The resumed speech: VAD start → the next VAD stop. None for the last pause,
+            or when the commit came while the user was speaking.
+        words_ms: VAD start → the first transcript (interim or final) after it, None when no
+            words came before the next VAD stop (a cough, a click: the speculative strategy
+            keeps its speculation through such a blip).
+        final_ms: VAD stop → the final transcript of the speech before the pause, when it came
+            during the pause (an STT finalizing on the VAD stop); None when it came before.
+        final_matched: Whether that final said what the latest interim before it said (case
+            and punctuation aside: what decides whether a speculation on the interim
+            survives it); None when no interim preceded it.
+    """
+
+    silence_ms: float
+    resumed: bool
+    speech_ms: float | None = None
+    words_ms: float | None = None
+    final_ms: float | None = None
+    final_matched: bool | None = None
 
 
 @dataclass
@@ -235,6 +273,14 @@ class TurnRecord:
             plus the margin; ``watchdog_waited_secs`` says how long was waited.
         watchdog_waited_secs: Seconds from bot started speaking to the watchdog firing.
         ignored_ttfb: How many bogus cancellation TTFBs were ignored in the turn.
+        pauses: Every pause of the turn, in order, the last one ended by the commit. None in a
+            record written before pauses were recorded (an older file), [] when no VAD stop was
+            seen (an STT that ends turns itself).
+        speech_after_commit_ms: Commit → the first VAD start after it, while this record was
+            open. Shorter than the strategy's ``cut_in_secs`` (1 s) means the commit cut the
+            user off: they went on after it.
+        first_speech_ms: The turn's first speech, VAD start → VAD stop.
+        first_words_ms: The turn's first VAD start → its first transcript (interim or final).
     """
 
     session_id: str
@@ -265,6 +311,10 @@ class TurnRecord:
     playback_watchdog_fired: bool = False
     watchdog_waited_secs: float | None = None
     ignored_ttfb: int = 0
+    pauses: list[PauseEntry] | None = None
+    speech_after_commit_ms: float | None = None
+    first_speech_ms: float | None = None
+    first_words_ms: float | None = None
 
     def stage(self, name: str) -> float | None:
         """A derived stage in ms, None if unknown."""
@@ -296,6 +346,11 @@ class TurnRecord:
             SpeculationEntry(**_known_values(SpeculationEntry, s, f"speculations[{i}]."))
             for i, s in enumerate(_list_field(values, "speculations"))
         ]
+        if values.get("pauses") is not None:
+            values["pauses"] = [
+                PauseEntry(**_known_values(PauseEntry, p, f"pauses[{i}]."))
+                for i, p in enumerate(_list_field(values, "pauses"))
+            ]
         return cls(**values)
 
 
@@ -370,6 +425,12 @@ class SessionSummary:
             ``warmups_recorded`` counts them all).
         debounce_changes: Changes of the speculation delay in the whole session.
         warmups_recorded: Warmups recorded in the whole session.
+        debounce_initial_secs: The speculation delay the strategy started the session at (after
+            any warm start), when a strategy is attached.
+        debounce_min_secs: The debounce's lower bound.
+        commit_floor_secs: The commit rule's silence floor (the free-patience floor or the
+            speech timeout), when the rule has one.
+        resume_backoff: The strategy's ``resume_backoff``.
     """
 
     session_id: str
@@ -397,6 +458,10 @@ class SessionSummary:
     warmups: list[WarmupEntry] = field(default_factory=list)
     debounce_changes: int = 0
     warmups_recorded: int = 0
+    debounce_initial_secs: float | None = None
+    debounce_min_secs: float | None = None
+    commit_floor_secs: float | None = None
+    resume_backoff: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSONL form of the session record."""

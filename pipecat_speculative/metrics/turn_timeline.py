@@ -46,6 +46,7 @@ from pipecat_speculative.metrics.playback_watchdog import PlaybackWatchdog
 from pipecat_speculative.metrics.speculation_ledger import SpeculationLedger
 from pipecat_speculative.metrics.turn_record import (
     DebounceEntry,
+    PauseEntry,
     SessionSummary,
     SpeculationEntry,
     TurnRecord,
@@ -166,6 +167,7 @@ class _Inference:
     first_token_at: float | None = None
     cancelled_at: float | None = None
     ignored_ttfb_secs: float | None = None
+    ready_secs: float | None = None
     withdrawn_at: float | None = None
     adopted_at: float | None = None
     prompt_tokens: int | None = None
@@ -209,6 +211,18 @@ class _Turn:
     audio_secs: float = 0.0
     interrupted: bool = False
     ignored_ttfb: int = 0
+    # Pauses: the closed ones, the VAD stop of the current one, and the resumed speech that
+    # ended the last one (its VAD start, and its first words) until the next VAD stop.
+    pauses: list[PauseEntry] = field(default_factory=list)
+    pause_stop_at: float | None = None
+    resumed: PauseEntry | None = None
+    resumed_at: float | None = None
+    words_at: float | None = None
+    pause_final: tuple[float, bool | None] | None = None
+    speech_after_commit_at: float | None = None
+    first_speech_at: float | None = None
+    first_speech_secs: float | None = None
+    first_words_at: float | None = None
 
 
 class TurnTimingTracker:
@@ -252,6 +266,7 @@ class TurnTimingTracker:
         self._by_strategy_id: dict[int, _Inference] = {}
         self._pending_strategy: list[tuple[int, str, float]] = []
         self._pending_reasons: dict[int, str] = {}
+        self._pending_ready: dict[int, float] = {}
         self._recent_first_sentence_secs: float | None = None
         self._recent_tts_first_audio_secs: float | None = None
         self._events: list[TimingEvent] = []
@@ -302,7 +317,16 @@ class TurnTimingTracker:
         """
         if self._answering is not None:
             self._answering.speech_since_commit = True
+            if self._answering.speech_after_commit_at is None:
+                self._answering.speech_after_commit_at = at
         turn = self._user_turn()
+        if turn.first_speech_at is None and turn.pause_stop_at is None and not turn.pauses:
+            turn.first_speech_at = at
+        if turn.pause_stop_at is not None and turn.resumed is None:
+            turn.resumed = _pause_entry(turn, at, resumed=True)
+            turn.resumed_at = at
+            turn.words_at = None
+        turn.pause_stop_at = None
         turn.vad_stop_at = None
         turn.t0 = None
         turn.t0_unix = None
@@ -327,15 +351,42 @@ class TurnTimingTracker:
             turn = answering
         else:
             turn = self._user_turn()
+            self._close_resumed(turn, at)
+            if turn.first_speech_at is not None and turn.first_speech_secs is None:
+                turn.first_speech_secs = max(0.0, at - turn.first_speech_at)
+            turn.pause_stop_at = at
+            turn.pause_final = None
         turn.vad_stop_at = at
         turn.stop_secs = stop_secs
         turn.t0 = at - stop_secs
         turn.t0_unix = t0_unix
 
+    def user_words(self, at: float, *, final: bool = False, matched: bool | None = None):
+        """A transcript with words arrived.
+
+        Args:
+            at: When.
+            final: A final transcript (else an interim one).
+            matched: For a final: whether it said what the latest interim before it said
+                (None: no interim came before it).
+        """
+        turn = self._open
+        if turn is None:
+            return
+        if turn.first_speech_at is not None and turn.first_words_at is None:
+            turn.first_words_at = at
+        if turn.resumed_at is not None and turn.words_at is None and at >= turn.resumed_at:
+            turn.words_at = at
+        if final and turn.pause_stop_at is not None and at >= turn.pause_stop_at:
+            turn.pause_final = (at - turn.pause_stop_at, matched)
+
     def user_turn_started(self, at: float):
         """The user turn started (``UserStartedSpeakingFrame``)."""
         if self._answering is not None:
             self._answering.speech_since_commit = True
+            if self._answering.speech_after_commit_at is None:
+                # An interruption can end the answer before the VAD start is observed.
+                self._answering.speech_after_commit_at = at
         self._user_turn()
 
     def inference_started(
@@ -425,6 +476,10 @@ class TurnTimingTracker:
         if self._answering is not None:
             self._answering.interrupted = True
             self._close(self._answering, at, "superseded")
+        self._close_resumed(turn, None)
+        if turn.pause_stop_at is not None:
+            turn.pauses.append(_pause_entry(turn, at, resumed=False))
+            turn.pause_stop_at = None
         turn.committed_at = at
         turn.commit_unix = commit_unix
         turn.index = self._turns_committed
@@ -703,6 +758,20 @@ class TurnTimingTracker:
             return
         self._set_reason(inference, reason)
 
+    def annotate_speculation_ready(self, *, strategy_id: int, secs: float):
+        """The strategy reported how long a speculation took to have its answer ready.
+
+        From its start to its ``ready_at`` (the stage the held commit waits for), with its
+        adoption or withdrawal.
+        """
+        inference = self._by_strategy_id.get(strategy_id)
+        if inference is None:
+            self._pending_ready[strategy_id] = secs
+            while len(self._pending_ready) > _MAX_PENDING_REPORTS:
+                del self._pending_ready[next(iter(self._pending_ready))]
+            return
+        inference.ready_secs = max(0.0, secs)
+
     def annotate_commit(self, *, text: str):
         """The strategy reported the committed text (``on_user_turn_committed``)."""
         turn = self._answering if self._open is None else self._open
@@ -722,12 +791,31 @@ class TurnTimingTracker:
         """A connection warmup was timed."""
         self._ledger.warmup(entry)
 
+    def tuning(self, **settings: float | None):
+        """The strategy's settings (``SessionSummary`` tuning fields), for what-if replays."""
+        self._ledger.tuning(**settings)
+
     # -------------------------------------------------------------- helpers
 
     def _user_turn(self) -> _Turn:
         if self._open is None:
             self._open = _Turn()
         return self._open
+
+    @staticmethod
+    def _close_resumed(turn: _Turn, speech_end: float | None):
+        """Close the pause the resumed speech ended, at the end of that speech (None: unknown)."""
+        entry, resumed_at = turn.resumed, turn.resumed_at
+        if entry is None or resumed_at is None:
+            return
+        if speech_end is not None:
+            entry.speech_ms = _ms(max(0.0, speech_end - resumed_at))
+        if turn.words_at is not None:
+            entry.words_ms = _ms(max(0.0, turn.words_at - resumed_at))
+        turn.pauses.append(entry)
+        turn.resumed = None
+        turn.resumed_at = None
+        turn.words_at = None
 
     @staticmethod
     def _has_answer_inference(turn: _Turn) -> bool:
@@ -785,6 +873,9 @@ class TurnTimingTracker:
         reason = self._pending_reasons.pop(strategy_id, None)
         if reason is not None:
             self._set_reason(inference, reason)
+        ready = self._pending_ready.pop(strategy_id, None)
+        if ready is not None:
+            inference.ready_secs = max(0.0, ready)
 
     def _pair_pending_strategy(self, inference: _Inference):
         for n, (strategy_id, text, delay_secs) in enumerate(self._pending_strategy):
@@ -890,6 +981,18 @@ class TurnTimingTracker:
         self._events.append(TurnCompleted(record=record, summary=self._ledger.summary()))
 
 
+def _pause_entry(turn: _Turn, end: float, *, resumed: bool) -> PauseEntry:
+    """The pause from the turn's VAD stop to ``end``, with the final transcript it brought."""
+    assert turn.pause_stop_at is not None
+    final, turn.pause_final = turn.pause_final, None
+    return PauseEntry(
+        silence_ms=_ms(max(0.0, end - turn.pause_stop_at)),
+        resumed=resumed,
+        final_ms=_ms(final[0]) if final is not None else None,
+        final_matched=final[1] if final is not None else None,
+    )
+
+
 def _trim(tracked: dict) -> None:
     """Drop the oldest entries (dicts keep insertion order) beyond ``_MAX_TRACKED``."""
     while len(tracked) > _MAX_TRACKED:
@@ -962,6 +1065,18 @@ def _build_record(
         playback_watchdog_fired=completion == "playback_watchdog",
         watchdog_waited_secs=round(watchdog_waited, 4) if watchdog_waited is not None else None,
         ignored_ttfb=turn.ignored_ttfb,
+        pauses=list(turn.pauses),
+        speech_after_commit_ms=(
+            _ms(max(0.0, turn.speech_after_commit_at - turn.committed_at))
+            if turn.speech_after_commit_at is not None and turn.committed_at is not None
+            else None
+        ),
+        first_speech_ms=_ms(turn.first_speech_secs) if turn.first_speech_secs is not None else None,
+        first_words_ms=(
+            _ms(max(0.0, turn.first_words_at - turn.first_speech_at))
+            if turn.first_words_at is not None and turn.first_speech_at is not None
+            else None
+        ),
     )
 
 
@@ -1100,6 +1215,7 @@ def _speculation_entry(inference: _Inference, n: int, clock: _RecordClock) -> Sp
         completion_tokens=inference.completion_tokens,
         tts_characters=inference.tts_characters,
         ignored_ttfb_ms=_ms(ignored) if ignored is not None else None,
+        ready_ms=_ms(inference.ready_secs) if inference.ready_secs is not None else None,
     )
 
 

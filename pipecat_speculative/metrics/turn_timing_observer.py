@@ -52,9 +52,11 @@ from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     EndFrame,
     Frame,
+    InterimTranscriptionFrame,
     InterruptionFrame,
     LLMContextFrame,
     MetricsFrame,
+    TranscriptionFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
@@ -78,6 +80,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import LLMService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.turns.user_stop.eager_match_policy import NormalizedMatch
 from pipecat.utils.asyncio.task_manager import BaseTaskManager
 
 from pipecat_speculative.metrics.alerts import Alert, AlertMonitor, AlertThresholds
@@ -202,6 +205,11 @@ class TurnTimingObserver(BaseObserver):
         # The watchdog is a task of the pipeline's task manager: none before setup().
         self._has_task_manager = kwargs.get("task_manager") is not None
         self._session_ended = False
+        # The latest interim transcript since the last final, in memory only: whether the final
+        # says the same is recorded, never the words.
+        self._last_interim: str | None = None
+        self._interim_at_stop: str | None = None
+        self._match = NormalizedMatch()
 
         register_event_handler(self, "on_turn_completed", sync=True)
         register_event_handler(self, "on_alert", sync=True)
@@ -256,6 +264,8 @@ class TurnTimingObserver(BaseObserver):
         add("on_speculation_adopted", self._on_speculation_adopted)
         add("on_user_turn_committed", self._on_user_turn_committed)
         add("on_debounce_changed", self._on_debounce_changed)
+        self._tracker.tuning(**_strategy_tuning(strategy))
+        self._match = getattr(getattr(strategy, "planner", None), "match_policy", self._match)
         logger.debug(f"{self}: attached to {strategy}")
 
     def record_warmup(self, service: str, secs: float, ok: bool):
@@ -357,9 +367,23 @@ class TurnTimingObserver(BaseObserver):
     def _handle_downstream(self, frame: Frame, source: FrameProcessor, at: float):
         """Feed the tracker the moment a downstream frame's first push stands for."""
         if isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._interim_at_stop = self._last_interim
             self._handle_vad_stop(frame, at)
         elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._interim_at_stop = None
             self._tracker.speech_started(at)
+        elif isinstance(frame, InterimTranscriptionFrame):
+            if frame.text.strip():
+                self._last_interim = frame.text
+                self._tracker.user_words(at)
+        elif isinstance(frame, TranscriptionFrame):
+            if frame.text.strip():
+                # A final in the pause is compared with the interim a speculation at the VAD
+                # stop answered (a later interim does not change a speculation in flight).
+                interim = self._interim_at_stop or self._last_interim
+                self._last_interim = self._interim_at_stop = None
+                matched = None if interim is None else self._match.matches(interim, frame.text)
+                self._tracker.user_words(at, final=True, matched=matched)
         elif isinstance(frame, UserStartedSpeakingFrame):
             self._tracker.user_turn_started(at)
         elif isinstance(frame, UserStoppedSpeakingFrame):
@@ -520,6 +544,7 @@ class TurnTimingObserver(BaseObserver):
         )
 
     def _on_speculation_withdrawn(self, strategy: Any, record: Any):
+        self._speculation_ready(record)
         reason = getattr(record, "withdrawal_reason", None)
         value = getattr(reason, "value", reason)
         self._tracker.annotate_speculation_withdrawn(
@@ -528,7 +553,18 @@ class TurnTimingObserver(BaseObserver):
 
     def _on_speculation_adopted(self, strategy: Any, record: Any):
         # Adoption is the commit frame's to time; the strategy's event only confirms it.
+        self._speculation_ready(record)
         logger.trace(f"{self}: strategy adopted speculation {record.id}")
+
+    def _speculation_ready(self, record: Any):
+        ready_at, started_at = (
+            getattr(record, "ready_at", None),
+            getattr(record, "started_at", None),
+        )
+        if ready_at is not None and started_at is not None:
+            self._tracker.annotate_speculation_ready(
+                strategy_id=record.id, secs=ready_at - started_at
+            )
 
     def _on_user_turn_committed(self, strategy: Any, commit: Any):
         self._tracker.annotate_commit(text=commit.text)
@@ -612,6 +648,27 @@ class TurnTimingObserver(BaseObserver):
         finally:
             if self._watchdog_task is asyncio.current_task():
                 self._watchdog_task = None
+
+
+def _strategy_tuning(strategy: Any) -> dict[str, float | None]:
+    """The settings a what-if replay starts from, read off a speculative strategy (duck-typed)."""
+    planner = getattr(strategy, "planner", None)
+    params = getattr(planner, "params", None)
+    debounce = getattr(planner, "debounce", None)
+    # The free-patience rule's floor; other rules keep theirs private (None: unknown).
+    floor = getattr(getattr(strategy, "commit_strategy", None), "floor_secs", None)
+
+    def number(value: Any) -> float | None:
+        return (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )
+
+    return {
+        "debounce_initial_secs": number(getattr(debounce, "delay_secs", None)),
+        "debounce_min_secs": number(getattr(getattr(debounce, "params", None), "min_secs", None)),
+        "commit_floor_secs": number(floor),
+        "resume_backoff": number(getattr(params, "resume_backoff", None)),
+    }
 
 
 def _is_last_hop_of_session_end(data: FramePushed) -> bool:

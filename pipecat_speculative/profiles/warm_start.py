@@ -15,7 +15,9 @@ What a warm start restores, and why that much and no more:
 - the readiness estimate as the prior: the first measurement of the session replaces it, since
   readiness depends on today's services more than on the user;
 - the pauses commit patience remembers, with their age, so its memory forgets them as if the
-  sessions had been one call (a profile never slows fluent turns more than a call would).
+  sessions had been one call (a profile never slows fluent turns more than a call would), and
+  the turns they were looked for in, so a *habit* of long pauses (most turns of the last calls)
+  gives the next call's first turn the patience the tenth would have had.
 """
 
 from __future__ import annotations
@@ -121,7 +123,10 @@ def warm_start(
         )
     )
     planner.patience.restore(
-        PatienceSnapshot(pauses=tuple((p.turns_ago, p.secs) for p in profile.patience_pauses)),
+        PatienceSnapshot(
+            pauses=tuple((p.turns_ago, p.secs) for p in profile.patience_pauses),
+            turns=profile.turns_seen,
+        ),
         turn=planner.turn,
     )
     if profile.readiness_secs is not None:

@@ -38,7 +38,7 @@ def query_text(frame: LLMContextFrame) -> str:
 
 
 def passages_message(
-    passages: Sequence[Passage], *, role: str = "system", max_chars: int = 1500
+    passages: Sequence[Passage], *, role: str = "developer", max_chars: int = 1500
 ) -> LLMContextMessage:
     """A new message carrying ``passages`` as quoted reference data.
 
@@ -64,7 +64,7 @@ def inject_passages(
     frame: LLMContextFrame,
     passages: Sequence[Passage],
     *,
-    role: str = "system",
+    role: str = "developer",
     max_chars: int = 1500,
 ) -> LLMContextFrame:
     """A new context frame with the passages message inserted before the last user message.

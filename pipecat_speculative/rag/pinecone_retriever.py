@@ -35,6 +35,13 @@ class PineconeRetriever(BaseRetriever):
             documents, so the text must travel as metadata.
         upsert_batch_size: Vectors per upsert request. The SDK sends one request per batch;
             Pinecone caps a request at 2 MB, and 100 MiniLM vectors with text stay well under.
+        request_timeout_secs: Timeout of one request of the client built from ``host`` (the
+            SDK's default is 30 s). A query keeps its worker thread until it ends, well after
+            the turn stopped waiting for it (``RAGParams.budget_secs``): against a hung index
+            the SDK's defaults hold a thread for minutes per query, and a few turns exhaust
+            the event loop's default thread pool.
+        max_retries: Retries of the client built from ``host`` (the SDK retries 5xx, 429 and
+            connection errors 3 times with jittered backoff). One covers a blip within a turn.
     """
 
     def __init__(
@@ -48,17 +55,26 @@ class PineconeRetriever(BaseRetriever):
         min_score: float | None = 0.25,
         text_key: str = "text",
         upsert_batch_size: int = 100,
+        request_timeout_secs: float = 5.0,
+        max_retries: int = 1,
     ):
+        if request_timeout_secs <= 0 or max_retries < 0:
+            raise ValueError("request_timeout_secs must be > 0 and max_retries >= 0")
         if index is None:
             if not host:
                 raise ValueError("PineconeRetriever needs an index or a host")
             try:
-                from pinecone import Pinecone
+                from pinecone import Pinecone, RetryConfig
             except ImportError as e:  # pragma: no cover - optional dependency
                 raise ImportError(
                     "PineconeRetriever needs the pinecone SDK: pip install 'pipecat-speculative[pinecone]'"
                 ) from e
-            index = Pinecone(api_key=api_key or "").Index(host=host)
+            client = Pinecone(
+                api_key=api_key or "",
+                timeout=request_timeout_secs,
+                retry_config=RetryConfig(max_retries=max_retries),
+            )
+            index = client.Index(host=host)
         self.index = index
         self.embedder = embedder
         self.namespace = namespace

@@ -30,8 +30,14 @@ class RAGParams:
             starts, so a retrieval is not started for every interim word. None disables
             prefetch.
         prefetch_min_words: Shorter transcripts ("um", "yes") are not prefetched.
-        passages_role: Role of the injected passages message. ``system`` keeps it apart from
-            what the user said; use ``user`` for an API that allows one system message only.
+        passages_role: Role of the injected passages message. ``developer`` (the default) is
+            what Pipecat 1.14 asks for supplementary guidance in a context: OpenAI keeps it
+            apart from what the user said, and adapters without the role (Anthropic, Bedrock,
+            Gemini past the first message) turn it into a user message. ``system`` is deprecated
+            as a context message by Pipecat and, on the first turn (when the passages are the
+            context's first message), is taken for the system prompt: the OpenAI adapter warns,
+            and adapters that take the system instruction as a parameter drop it when the
+            service has one, passages included. ``user`` for an API with no other choice.
         max_passage_chars: Each passage is cut to this length in the prompt.
         warmup_timeout_secs: At setup the retriever warms up (loads its model, opens its
             connection) for at most this long; a slow warmup is left to finish on first use.
@@ -44,7 +50,7 @@ class RAGParams:
     cache_max_entries: int = 64
     prefetch_debounce_secs: float | None = 0.15
     prefetch_min_words: int = 2
-    passages_role: str = "system"
+    passages_role: str = "developer"
     max_passage_chars: int = 1500
     warmup_timeout_secs: float = 5.0
 

@@ -17,6 +17,7 @@ from pipecat_speculative.scenarios.player import (
     render_turn,
 )
 from pipecat_speculative.scenarios.scenario import (
+    BUILTIN_EXTRA_SCENARIO_NAMES,
     BUILTIN_SCENARIO_NAMES,
     Scenario,
     ScenarioError,
@@ -36,6 +37,7 @@ from pipecat_speculative.scenarios.speech import (
 )
 
 __all__ = [
+    "BUILTIN_EXTRA_SCENARIO_NAMES",
     "BUILTIN_SCENARIO_NAMES",
     "PiperSpeechSynthesizer",
     "RenderedScenario",

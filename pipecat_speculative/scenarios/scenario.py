@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_GAP_AFTER_BOT_MS",
     "DEFAULT_PROFILE",
     "PROFILE_NAMES",
+    "BUILTIN_EXTRA_SCENARIO_NAMES",
     "BUILTIN_SCENARIO_NAMES",
     "Scenario",
     "ScenarioError",
@@ -70,6 +71,14 @@ BUILTIN_SCENARIO_NAMES = (
     "long_session",
 )
 """The built-in suite, in the order it is replayed."""
+
+BUILTIN_EXTRA_SCENARIO_NAMES = (
+    "hesitant_user_first_call",
+    "hesitant_user_return_call",
+)
+"""Built-in scenarios outside the suite, loadable by name: the two calls of one hesitant speaker
+that ``bench --returning-user`` plays (the first call teaches a profile, the second is played
+with and without it)."""
 
 _MAX_PAUSE_MS = 30_000
 _MAX_GAP_MS = 60_000
@@ -406,7 +415,7 @@ def load_builtin_scenario(name: str) -> Scenario:
     """Load one scenario of the built-in suite by name.
 
     Args:
-        name: One of ``BUILTIN_SCENARIO_NAMES``.
+        name: One of ``BUILTIN_SCENARIO_NAMES`` or ``BUILTIN_EXTRA_SCENARIO_NAMES``.
 
     Returns:
         The scenario.
@@ -414,11 +423,10 @@ def load_builtin_scenario(name: str) -> Scenario:
     Raises:
         ScenarioError: If there is no built-in scenario of that name.
     """
-    if name not in BUILTIN_SCENARIO_NAMES:
+    known = (*BUILTIN_SCENARIO_NAMES, *BUILTIN_EXTRA_SCENARIO_NAMES)
+    if name not in known:
         raise ScenarioError(
-            "<builtin>",
-            "",
-            f"no built-in scenario {name!r} (have: {', '.join(BUILTIN_SCENARIO_NAMES)})",
+            "<builtin>", "", f"no built-in scenario {name!r} (have: {', '.join(known)})"
         )
     resource = (
         resources.files("pipecat_speculative.scenarios")

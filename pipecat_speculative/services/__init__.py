@@ -1,6 +1,8 @@
 """Pipecat services ready for speculation: queued-withdrawal handling and warm connections."""
 
+from pipecat_speculative.services.audio_replay_buffer import AudioReplayBuffer
 from pipecat_speculative.services.elevenlabs_http_session import ElevenLabsHttpSession
+from pipecat_speculative.services.llm_stall_timeout import LLMStallTimeoutMixin
 from pipecat_speculative.services.speculation_aware_llm import SpeculationAwareLLMMixin
 from pipecat_speculative.services.speculative_openai_llm_service import SpeculativeOpenAILLMService
 from pipecat_speculative.services.warm_connection_transport import (
@@ -18,7 +20,9 @@ from pipecat_speculative.services.warmup_report import (
 )
 
 __all__ = [
+    "AudioReplayBuffer",
     "ElevenLabsHttpSession",
+    "LLMStallTimeoutMixin",
     "SpeculationAwareLLMMixin",
     "SpeculativeOpenAILLMService",
     "WarmConnectionTransport",

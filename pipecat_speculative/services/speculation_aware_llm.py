@@ -19,7 +19,8 @@ an empty response; if the turn is then confirmed, the gate releases nothing and 
 nothing, although the service may well answer now. Such an inference is run once more, as an
 ordinary inference on the same context, when its turn is confirmed (at once if it already was).
 A withdrawal or an interruption cancels that retry; an inference that produced text is never
-re-run (part of it may have been heard). This strategy's planner also withdraws a speculation
+re-run (part of it may have been heard), nor one refused for good (401/403/400: a revoked key
+fails the same way again). This strategy's planner also withdraws a speculation
 the LLM failed on before the commit, so the commit's own inference is the retry then.
 
 Last, it keeps the gate holding a speculation whose turn is open when the turn frames reach the
@@ -59,6 +60,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameCallback, FrameDirection
 from pipecat.services.llm_service import LLMService
 from pipecat.turns.speculation_gate import SpeculationState
+from pipecat.utils.errors import classify_http_exception
 from pipecat.utils.string import match_endofsentence
 
 from pipecat_speculative.frames import (
@@ -80,6 +82,7 @@ class _SpeculativeAttempt:
 
     frame: LLMContextFrame
     failed: bool = False
+    permanent: bool = False
     produced_text: bool = False
     confirmed: bool = False
     withdrawn: bool = False
@@ -201,7 +204,12 @@ class SpeculationAwareLLMMixin:
                 await super().process_frame(frame, direction)  # type: ignore[misc]
             finally:
                 self._attempt = None
-            if attempt.failed and not attempt.produced_text and not attempt.withdrawn:
+            if attempt.permanent:
+                logger.error(
+                    f"{self}: a speculative inference was refused for good (the key or the "
+                    "request); not running it again"
+                )
+            elif attempt.failed and not attempt.produced_text and not attempt.withdrawn:
                 if attempt.confirmed:
                     await self._retry(frame, "its turn was already confirmed")
                 else:
@@ -257,6 +265,10 @@ class SpeculationAwareLLMMixin:
         """Note a failure of the speculative inference in progress, then report it as usual."""
         if self._attempt is not None:
             self._attempt.failed = True
+            exception = kwargs.get("exception", args[1] if len(args) > 1 else None)
+            if exception is not None and classify_http_exception(exception).is_permanent:
+                # A refused key or request fails the same way again: no retry on confirm.
+                self._attempt.permanent = True
         await super().push_error(*args, **kwargs)  # type: ignore[misc]
 
     async def _retry(self, failed: LLMContextFrame, why: str):

@@ -15,7 +15,7 @@ What :class:`WarmDeepgramSTTService` adds:
   that arrives before the connection is not transcribed, as during any reconnection).
 - **Timing and reporting.** The first connection is logged as
   ``Deepgram connection warmed in N ms``; every reconnection is logged with the outage it ended
-  (``Deepgram reconnected after N ms``; audio in that gap is lost). Both go to
+  (``Deepgram reconnected after N ms``). Both go to
   ``warmup_listener`` / ``on_warmup``; a failed first connection is a warning.
 
 Connections are seen through the per-connection keepalive task the stock loop starts right
@@ -30,7 +30,13 @@ loop owns reconnection; it has no keepalive because Flux expects continuous audi
   counted (``malformed_messages_skipped``) and skipped; the socket stays open. A message that is
   JSON but not a known type is already skipped by the SDK.
 
-``warm=False`` leaves the connection handling stock (``skip_malformed_messages`` is separate).
+- **A drop mid-utterance loses no words.** The audio sent since the last final transcript, and
+  the audio of the outage, is kept (bounded by ``resend_audio_secs``) and sent first on the next
+  connection, so the words the dropped connection never finalized are transcribed on the new
+  one. Stock loses them, and everything said during its reconnect backoff.
+
+``warm=False`` leaves the connection handling stock (``skip_malformed_messages`` and
+``resend_audio_secs`` are separate).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from functools import partial
 from typing import Any
 
 from loguru import logger
+from pipecat.frames.frames import Frame, TranscriptionFrame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.deepgram.stt import DeepgramSTTService
 
 from pipecat_speculative.pipecat_compat import (
@@ -51,6 +59,7 @@ from pipecat_speculative.pipecat_compat import (
     register_event_handler,
 )
 from pipecat_speculative.secret_log_filter import install_secret_log_filter
+from pipecat_speculative.services.audio_replay_buffer import AudioReplayBuffer
 from pipecat_speculative.services.warmup_report import (
     WarmupKind,
     WarmupListener,
@@ -75,6 +84,10 @@ class WarmDeepgramSTTService(DeepgramSTTService):
         warmup_listener: ``listener(service, secs, ok)``, e.g. ``observer.record_warmup``.
         skip_malformed_messages: Skip a transcript message that is not JSON instead of letting
             the connection drop and reconnect.
+        resend_audio_secs: Most audio kept to send again on a new connection (what was sent
+            since the last final transcript, and what arrived while disconnected); None keeps
+            none (stock: the words in flight at a drop are lost). 15 s covers a long
+            utterance plus Pipecat's reconnect backoff; it costs 32 kB per second at 16 kHz.
         **kwargs: ``DeepgramSTTService`` arguments.
     """
 
@@ -85,10 +98,13 @@ class WarmDeepgramSTTService(DeepgramSTTService):
         warmup_timeout_secs: float = 5.0,
         warmup_listener: WarmupListener | None = None,
         skip_malformed_messages: bool = True,
+        resend_audio_secs: float | None = 15.0,
         **kwargs: Any,
     ):
         if warmup_timeout_secs <= 0:
             raise ValueError("warmup_timeout_secs must be > 0")
+        if resend_audio_secs is not None and resend_audio_secs <= 0:
+            raise ValueError(f"resend_audio_secs must be > 0 or None, got {resend_audio_secs}")
         super().__init__(**kwargs)
         self._warm = warm
         self._warmup_timeout_secs = warmup_timeout_secs
@@ -102,6 +118,11 @@ class WarmDeepgramSTTService(DeepgramSTTService):
         self._refused_status: int | None = None
         self.malformed_messages_skipped = 0
         """Transcript messages that were not JSON, skipped instead of dropping the socket."""
+        self._resend_audio_secs = resend_audio_secs
+        self._untranscribed: AudioReplayBuffer | None = None
+        self._resent_on: object | None = None
+        self.audio_resent_secs = 0.0
+        """Audio sent again on a new connection because the previous one dropped before its final."""
         if skip_malformed_messages and not deepgram_skip_malformed_messages(
             self, self._on_malformed_message
         ):
@@ -116,6 +137,47 @@ class WarmDeepgramSTTService(DeepgramSTTService):
     def warmup_reports(self) -> list[WarmupReport]:
         """Every connection reported so far (first, failures, reconnections), oldest first."""
         return self._warmups.reports
+
+    async def run_stt(self, audio: bytes):
+        """Send the audio the last connection did not finalize first on a new one, then ``audio``."""
+        if self._resend_audio_secs is None:
+            async for frame in super().run_stt(audio):
+                yield frame
+            return
+        if self._untranscribed is None:
+            self._untranscribed = AudioReplayBuffer(self._resend_audio_secs, self.sample_rate * 2)
+        connection = deepgram_connection(self)
+        if connection is not None and connection is not self._resent_on:
+            self._resent_on = connection
+            await self._resend(connection, self._untranscribed.restart())
+        self._untranscribed.append(audio)
+        async for frame in super().run_stt(audio):
+            yield frame
+
+    async def _resend(self, connection: Any, chunks: list[bytes]) -> None:
+        if not chunks:
+            return
+        secs = sum(len(c) for c in chunks) / (self.sample_rate * 2)
+        logger.info(
+            f"{self}: sending {secs:.2f} s of audio again on the new connection (not transcribed "
+            "for good before the last one ended)"
+        )
+        try:
+            for chunk in chunks:
+                await connection.send_media(chunk)
+        except Exception as e:  # the connection loop reconnects; the audio is still kept
+            logger.warning(f"{self}: could not send the kept audio again: {e}")
+            return
+        self.audio_resent_secs += secs
+
+    async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM):
+        """Forget the audio a final transcript covers, then push as stock."""
+        if isinstance(frame, TranscriptionFrame) and self._untranscribed is not None:
+            start = getattr(frame.result, "start", None)
+            duration = getattr(frame.result, "duration", None)
+            if isinstance(start, (int, float)) and isinstance(duration, (int, float)):
+                self._untranscribed.acknowledge(start + duration)
+        await super().push_frame(frame, direction)
 
     async def _connect(self):
         if not self._warm or self._has_connected:
@@ -199,9 +261,13 @@ class WarmDeepgramSTTService(DeepgramSTTService):
                 ok=True,
                 connections=1,
             )
+            fate = (
+                "was not transcribed"
+                if self._resend_audio_secs is None
+                else "is sent again with the audio not yet finalized"
+            )
             logger.info(
-                f"{self}: Deepgram reconnected after {report.ms} ms "
-                "(audio in between was not transcribed)"
+                f"{self}: Deepgram reconnected after {report.ms} ms (audio in between {fate})"
             )
         else:
             return

@@ -26,11 +26,28 @@ What :class:`WarmElevenLabsTTSService` adds:
   Both are reported to ``warmup_listener`` / ``on_warmup``. A failed connection is a warning;
   the bot still starts, and ``run_tts`` connects on demand.
 
-``warm=False`` leaves the service exactly stock (the bench's ``--no-warm``).
+What it does when the socket misbehaves (each one reproduced on the stand-in, see
+``docs/reliability.md``):
+
+- **A message that is not JSON, or an audio message whose audio is not base64**, is skipped with
+  a warning (``skip_malformed_messages``); stock ends the receive loop on it, and the socket with
+  the sentence being spoken. The rest of the sentence plays; the one bad message's audio is lost.
+- **A drop mid-sentence** cuts the sentences being spoken, and says so: each context still
+  waiting for audio gets an ``ErrorFrame`` upstream ("... cut") and its ``TTSStoppedFrame`` at
+  once, then the socket reconnects as stock does. Stock leaves such a context silent until its
+  audio times out, holding the next sentence behind it, with no error and no stop frame. The cut
+  sentence is not spoken again: part of it was heard.
+- **An ``isFinal`` that never comes**: Pipecat ends a context whose audio stopped for its stop
+  timeout (3 s), without a stop frame; here that is logged as a warning and the context's
+  ``TTSStoppedFrame`` is pushed, so whatever waits for the end of the speech is not left open.
+
+``warm=False`` leaves the service exactly stock (the bench's ``--no-warm``) apart from those.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 import uuid
@@ -38,7 +55,7 @@ from functools import partial
 from typing import Any
 
 from loguru import logger
-from pipecat.frames.frames import Frame, InterruptionFrame
+from pipecat.frames.frames import ErrorFrame, Frame, InterruptionFrame, TTSStoppedFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from pipecat.services.settings import TTSSettings
@@ -77,8 +94,8 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
             setup and on every reconnection. Bounds how long a dead endpoint can hold the
             pipeline's setup.
         warmup_listener: ``listener(service, secs, ok)``, e.g. ``observer.record_warmup``.
-        skip_malformed_messages: Skip a message that is not JSON instead of letting it end the
-            socket (and the sentence being spoken).
+        skip_malformed_messages: Skip a message that is not JSON, or whose audio is not base64,
+            instead of letting it end the socket (and the sentence being spoken).
         **kwargs: ``ElevenLabsTTSService`` arguments.
     """
 
@@ -108,7 +125,15 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
         self._refused_status: int | None = None
         self._skip_malformed_messages = skip_malformed_messages
         self.malformed_messages_skipped = 0
-        """Messages that were not JSON, skipped instead of ending the socket."""
+        """Messages that were not JSON or had undecodable audio, skipped instead of ending the socket."""
+        # Contexts whose isFinal arrived and whose playback has not completed yet.
+        self._finished_contexts: set[str] = set()
+        # Contexts cut by a drop, whose playback has not completed yet.
+        self._cut_contexts: set[str] = set()
+        self.contexts_cut = 0
+        """Contexts a dropped socket cut mid-sentence (each reported with an ErrorFrame)."""
+        self.contexts_without_final = 0
+        """Contexts that ended without their isFinal (after Pipecat's audio timeout)."""
         self.contexts_preopened = 0
         """Contexts opened ahead of their text."""
         self.preopened_contexts_used = 0
@@ -180,11 +205,16 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
             # Kept for the warmup report: Pipecat's own handler only logs the exception text.
             self._refused_status = e.response.status_code
             raise
-        if self._skip_malformed_messages:
-            # Pipecat's receive loop ends on the first message json.loads refuses, and the
-            # sentence being spoken with it; skipping the one message keeps the rest.
-            return MalformedJSONGuard(websocket, self._on_malformed_message)
-        return websocket
+        # Pipecat's receive loop ends on the first message json.loads (or the base64 decoder)
+        # refuses, and the sentence being spoken with it; skipping the one message keeps the
+        # rest. The guard also notes which contexts got their isFinal.
+        return MalformedJSONGuard(
+            websocket,
+            self._on_malformed_message,
+            inspect=self._inspect_message,
+            on_invalid=self._on_invalid_message,
+            skip_unparseable=self._skip_malformed_messages,
+        )
 
     def _on_malformed_message(self, message: str) -> None:
         self.malformed_messages_skipped += 1
@@ -192,6 +222,65 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
             f"{self}: skipped an ElevenLabs message that is not JSON ({len(message)} chars); "
             "the socket and the audio after it are kept"
         )
+
+    def _inspect_message(self, message: Any) -> str | None:
+        if not isinstance(message, dict):
+            return None
+        context_id = message.get("contextId")
+        if message.get("isFinal") is True and isinstance(context_id, str):
+            if self.audio_context_available(context_id):
+                self._finished_contexts.add(context_id)
+            return None
+        audio = message.get("audio")
+        if not self._skip_malformed_messages or not audio:
+            return None
+        try:
+            base64.b64decode(audio)  # what Pipecat does with it next
+        except (binascii.Error, TypeError, ValueError):
+            return "its audio is not base64"
+        return None
+
+    def _on_invalid_message(self, message: str, reason: str) -> None:
+        self.malformed_messages_skipped += 1
+        logger.warning(
+            f"{self}: skipped an ElevenLabs message ({reason}); the socket and the audio after "
+            "it are kept"
+        )
+
+    async def _reconnect_websocket(self, attempt_number: int) -> bool:
+        """Say which sentences the drop cut, then reconnect as stock does."""
+        await self._cut_unfinished_contexts()
+        return await super()._reconnect_websocket(attempt_number)
+
+    async def _cut_unfinished_contexts(self) -> None:
+        for context_id in list(self.get_audio_contexts()):
+            if context_id in self._finished_contexts or context_id in self._cut_contexts:
+                continue  # all its audio came; or already cut
+            self._cut_contexts.add(context_id)
+            self.contexts_cut += 1
+            message = (
+                f"{self}: the ElevenLabs connection dropped mid-sentence; the rest of context "
+                f"{context_id} was not synthesized (cut)"
+            )
+            await self.append_to_audio_context(context_id, ErrorFrame(error=message))
+            await self.append_to_audio_context(context_id, TTSStoppedFrame(context_id=context_id))
+            await self.remove_audio_context(context_id)
+
+    async def on_audio_context_completed(self, context_id: str):
+        """Close a context that ended without its ``isFinal`` with a stop frame, and say so."""
+        await super().on_audio_context_completed(context_id)
+        if context_id in self._cut_contexts:
+            self._cut_contexts.discard(context_id)
+            return
+        if context_id in self._finished_contexts:
+            self._finished_contexts.discard(context_id)
+            return
+        self.contexts_without_final += 1
+        logger.warning(
+            f"{self}: ElevenLabs never sent isFinal for context {context_id}; it ended when its "
+            "audio stopped coming"
+        )
+        await self.push_frame(TTSStoppedFrame(context_id=context_id))
 
     async def _connect_websocket(self):
         if not self._warm or self._socket_open():
@@ -307,6 +396,11 @@ class WarmElevenLabsTTSService(ElevenLabsTTSService):
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         """Process as stock, then close contexts an interruption left unused."""
         await super().process_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame):
+            # Interrupted contexts never complete: forget them here, so nothing accumulates.
+            live = set(self.get_audio_contexts())
+            self._finished_contexts &= live
+            self._cut_contexts &= live
         if self._warm and isinstance(frame, InterruptionFrame):
             await self._close_unused_contexts(keep_pending=True)
             await self.prepare_context()

@@ -371,7 +371,7 @@ class StandinServer(ABC):
             fault: The fault.
             missing: A message lacking the fields the client needs (``"missing_fields"``).
         """
-        if fault.malformed == "invalid_json":
+        if fault.malformed != "missing_fields":
             return '{"truncated": tru'
         return json.dumps(missing)
 

@@ -19,7 +19,7 @@ transcript. ``EagerEndOfTurn`` and ``TurnResumed`` are only sent when the URL se
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -29,7 +29,12 @@ from pipecat_speculative.standins.deepgram_listen import (
     QueryError,
     _number,
 )
-from pipecat_speculative.standins.stt_script import HeardWord, ScriptCursor, ScriptTracker
+from pipecat_speculative.standins.stt_script import (
+    HeardWord,
+    LostSegment,
+    ScriptCursor,
+    ScriptTracker,
+)
 
 __all__ = ["FluxOptions", "FluxSession", "FluxTurnState"]
 
@@ -221,6 +226,12 @@ class FluxSession:
         """
         self._closed = True
         return self._tracker.close()
+
+    def lost_segments(self, unsent: Sequence[int] = ()) -> list[LostSegment]:
+        """The segments a close now would lose (unsent ones, then the one being spoken)."""
+        found = [self._tracker.lost_segment(i) for i in unsent]
+        found.append(self._tracker.lost_segment())
+        return [segment for segment in found if segment is not None]
 
     def _turn_info(self, event: str, kind: str, eot_confidence: float) -> OutgoingMessage:
         self._sequence += 1

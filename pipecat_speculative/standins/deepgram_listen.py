@@ -20,13 +20,14 @@ What it sends, following Deepgram's documented behaviour:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pipecat_speculative.standins.stt_script import (
     HeardWord,
+    LostSegment,
     ScriptCursor,
     ScriptTracker,
     TrackerUpdate,
@@ -60,10 +61,12 @@ class OutgoingMessage:
             ``utterance_end``, ``speech_started``, ``metadata`` (v1); ``connected``, ``update``,
             ``start_of_turn``, ``eager_end_of_turn``, ``turn_resumed``, ``end_of_turn`` (Flux).
         payload: The JSON body.
+        segment: For a final, the script segment of its first word (lost if it is never sent).
     """
 
     kind: str
     payload: dict[str, Any]
+    segment: int | None = None
 
 
 def _flag(query: Mapping[str, str], name: str, default: bool) -> bool:
@@ -310,10 +313,24 @@ class ListenV1Session:
         """The connection is gone.
 
         Returns:
-            True when a segment was being spoken (its remaining words are lost).
+            True when a segment was being spoken, or its words were heard and not yet sent in a
+            final (they are lost).
         """
         self._closed = True
-        return self._tracker.close()
+        return self._tracker.close() or bool(self._pending)
+
+    def lost_segments(self, unsent: Sequence[int] = ()) -> list[LostSegment]:
+        """The segments whose words a close now would lose, in order, with their onset audio.
+
+        Args:
+            unsent: Segments of finals produced but never sent (the connection dropped first).
+        """
+        indices = [*unsent, *(w.segment_index for w in self._pending)]
+        active = self._tracker.lost_segment()
+        if active is not None:
+            indices.append(active.index)
+        found = (self._tracker.lost_segment(i) for i in dict.fromkeys(indices))
+        return [segment for segment in found if segment is not None]
 
     # -- message builders -----------------------------------------------------------------------
 
@@ -325,7 +342,8 @@ class ListenV1Session:
             words, is_final=True, speech_final=speech_final, from_finalize=from_finalize
         )
         self._window_start = self.position_secs
-        return OutgoingMessage("finalize" if from_finalize else "final", message.payload)
+        segment = words[0].segment_index if words else None
+        return OutgoingMessage("finalize" if from_finalize else "final", message.payload, segment)
 
     def _model_info(self) -> dict[str, str]:
         return {"name": self.options.model, "version": "2024-01-01.0", "arch": "nova-3"}

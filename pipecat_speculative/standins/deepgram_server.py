@@ -42,7 +42,9 @@ Faults (``standin.faults``, :class:`~pipecat_speculative.standins.faults.FaultPl
   key gets; pipecat gives up at once on a 4xx).
 - ``disconnect(after=N)``: the TCP connection is aborted, without a close frame, after N
   transcript messages (Results / TurnInfo) were sent; ``after=1`` drops it mid-utterance, right
-  after the first interim. The words of the segment being spoken are lost.
+  after the first interim. The words of the segment being spoken are lost, unless the client
+  sends that segment's audio again on its next connection (byte-identical, as a client re-sending
+  its buffered audio does): the same audio is then heard as the same words.
 - ``malformed(kind, after=N)``: after N transcript messages, one broken message (not JSON, or a
   ``Results``/``TurnInfo`` without its fields).
 - ``slow_first_byte(secs)``: the next final result (v1 ``is_final``, Flux ``EndOfTurn``) is
@@ -72,7 +74,7 @@ from pipecat_speculative.standins.deepgram_listen import (
 )
 from pipecat_speculative.standins.faults import Fault, FaultKind, FaultPlan
 from pipecat_speculative.standins.profile import LatencyProfile
-from pipecat_speculative.standins.stt_script import ScriptCursor, SttScript
+from pipecat_speculative.standins.stt_script import LostSegment, ScriptCursor, SttScript
 
 __all__ = ["DeepgramStandin", "DeepgramStream"]
 
@@ -170,6 +172,7 @@ class _Registration:
         self.script = script
         self.cursor = ScriptCursor(script)
         self.lost_mid_segment = False
+        self.lost_segments: list[LostSegment] = []
 
 
 class DeepgramStandin(StandinServer):
@@ -354,6 +357,8 @@ class DeepgramStandin(StandinServer):
             # rest of that segment, which must not be taken for the next one's onset.
             session.tracker.require_silence()
             registration.lost_mid_segment = False
+            session.tracker.expect_replay(registration.lost_segments)
+            registration.lost_segments = []
         conn = DeepgramStream(
             id=len(self._streams) + 1,
             path=path,
@@ -374,10 +379,13 @@ class DeepgramStandin(StandinServer):
             await self._receive(ws, session, conn, outbox)
         finally:
             await outbox.close()
-            lost = session.close()
+            unsent = outbox.lost_final_segments
+            lost_segments = session.lost_segments(unsent)
+            lost = session.close() or bool(unsent)
             current, _ = self._registration(tags)
             if lost and current is not None:
                 current.lost_mid_segment = True
+                current.lost_segments = lost_segments
             conn.closed = True
             self._untrack_websocket(ws)
             logger.debug(f"{self}: connection {conn.id} closed ({conn.audio_secs:.2f} s audio)")
@@ -438,6 +446,8 @@ class _Outbox:
         self._queue: asyncio.Queue[tuple[float, OutgoingMessage] | None] = asyncio.Queue()
         self._last_due = 0.0
         self._transcripts_sent = 0
+        self._unsent: OutgoingMessage | None = None
+        self.lost_final_segments: list[int] = []
         self.dropped = False
         self._task = standin.create_task(self._run(), f"outbox-{conn.id}")
 
@@ -469,10 +479,15 @@ class _Outbox:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         # Leave nothing pending behind: markers of a drain that was cut short.
+        unsent = [self._unsent] if self._unsent is not None else []
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item and item[1].kind == "_marker":
                 item[1].payload["future"].cancel()
+            elif item:
+                unsent.append(item[1])
+        self.lost_final_segments = [m.segment for m in unsent if m.segment is not None]
+        """Segments of the finals never sent (their words are lost)."""
 
     async def _run(self) -> None:
         while True:
@@ -492,6 +507,7 @@ class _Outbox:
                 return
             if message.kind in _TRANSCRIPT_KINDS:
                 if await self._apply_faults():
+                    self._unsent = message
                     return
                 self._transcripts_sent += 1
             try:
@@ -521,7 +537,7 @@ class _Outbox:
         return False
 
     def _malformed(self, fault: Fault) -> str:
-        if fault.malformed == "invalid_json":
+        if fault.malformed != "missing_fields":
             return '{"type": "Results", "channel": {"alternatives": [{"transcript": "'
         if self._conn.path == LISTEN_V2_PATH:
             return json.dumps({"type": "TurnInfo", "request_id": self._conn.request_id})

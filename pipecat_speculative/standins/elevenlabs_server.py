@@ -535,7 +535,9 @@ class ElevenLabsStandin(StandinServer):
         while True:
             item = await ctx.queue.get()
             if item is _CLOSE:
-                if await self._send(sock, {"isFinal": True, "contextId": record.context_id}):
+                if self.faults.take(FaultKind.WITHHOLD_FINAL, path):
+                    logger.debug(f"{self}: withholding isFinal of context {record.context_id}")
+                elif await self._send(sock, {"isFinal": True, "contextId": record.context_id}):
                     record.final_sent_at = time.monotonic()
                     self.tts_stats.contexts_finalized += 1
                 sock.contexts.pop(record.context_id, None)
@@ -573,9 +575,14 @@ class ElevenLabsStandin(StandinServer):
                 self._abort(sock.request)
                 return
             if ctx.malformed is not None and record.audio_messages >= ctx.malformed.after:
-                bad = self._malformed_json(
-                    ctx.malformed, {"audio": base64.b64encode(audio[:64]).decode()}
-                )
+                if ctx.malformed.malformed == "invalid_base64":
+                    bad = json.dumps(
+                        {"audio": "not*base64!", "isFinal": False, "contextId": record.context_id}
+                    )
+                else:
+                    bad = self._malformed_json(
+                        ctx.malformed, {"audio": base64.b64encode(audio[:64]).decode()}
+                    )
                 ctx.malformed = None
                 await self._send(sock, bad)
             alignment = {"chars": chars, "charStartTimesMs": starts, "charDurationsMs": durations}

@@ -20,7 +20,13 @@ Kinds and what each stand-in does with them:
   chunk: the client sees a truncated stream, as on a real network cut. Non-streaming endpoints
   (Pinecone) abort before answering.
 - ``MALFORMED``: after ``after`` good chunks, one broken message is sent: ``"invalid_json"``
-  (not parseable) or ``"missing_fields"`` (valid JSON lacking fields the client needs).
+  (not parseable), ``"missing_fields"`` (valid JSON lacking fields the client needs) or
+  ``"invalid_base64"`` (ElevenLabs WebSocket: an audio message whose audio is not base64; the
+  other stand-ins send invalid JSON for it).
+- ``STALL``: the stream opens and sends ``after`` chunks, then nothing for ``delay_secs`` (the
+  connection stays open, no error): a server that hangs mid-answer (OpenAI SSE).
+- ``WITHHOLD_FINAL``: the ElevenLabs WebSocket closes the next context without ever sending its
+  ``isFinal`` message (the audio all arrives; the client never hears that the context ended).
 
 ``times=1`` (the default) fires once; ``times=N`` fires N times; ``times=None`` is sticky until
 :meth:`FaultPlan.clear` or :meth:`Fault.cancel`. ``path`` is an ``fnmatch`` pattern on the request
@@ -38,7 +44,7 @@ from typing import Literal
 
 __all__ = ["Fault", "FaultKind", "FaultPlan", "MalformedKind"]
 
-MalformedKind = Literal["invalid_json", "missing_fields"]
+MalformedKind = Literal["invalid_json", "missing_fields", "invalid_base64"]
 
 
 class FaultKind(StrEnum):
@@ -48,6 +54,8 @@ class FaultKind(StrEnum):
     SLOW_FIRST_BYTE = "slow_first_byte"
     DISCONNECT = "disconnect"
     MALFORMED = "malformed"
+    WITHHOLD_FINAL = "withhold_final"
+    STALL = "stall"
 
 
 @dataclass
@@ -61,8 +69,9 @@ class Fault:
         status: HTTP status for ``HTTP_ERROR``.
         message: Error message for ``HTTP_ERROR`` (a service-specific default otherwise).
         retry_after_secs: ``Retry-After`` header for ``HTTP_ERROR`` (429s usually carry one).
-        delay_secs: Extra delay for ``SLOW_FIRST_BYTE``.
-        after: Good chunks/messages sent before ``DISCONNECT`` or ``MALFORMED`` strikes.
+        delay_secs: Extra delay for ``SLOW_FIRST_BYTE``; length of a ``STALL``.
+        after: Good chunks/messages sent before ``DISCONNECT``, ``MALFORMED`` or ``STALL``
+            strikes.
         malformed: Which broken message ``MALFORMED`` sends.
         fired: How many times it has fired so far.
         cancelled: Set by :meth:`cancel`.
@@ -89,7 +98,7 @@ class Fault:
             raise ValueError(f"delay_secs must be >= 0, got {self.delay_secs}")
         if self.kind is FaultKind.HTTP_ERROR and not 400 <= self.status <= 599:
             raise ValueError(f"status must be an HTTP error status, got {self.status}")
-        if self.malformed not in ("invalid_json", "missing_fields"):
+        if self.malformed not in ("invalid_json", "missing_fields", "invalid_base64"):
             raise ValueError(f"unknown malformed kind {self.malformed!r}")
 
     @property
@@ -184,6 +193,18 @@ class FaultPlan:
         return self.add(
             Fault(FaultKind.MALFORMED, path=path, times=times, after=after, malformed=kind)
         )
+
+    def stall(
+        self, delay_secs: float, *, after: int = 1, path: str | None = None, times: int | None = 1
+    ) -> Fault:
+        """Send ``after`` chunks of a stream, then nothing for ``delay_secs`` (connection open)."""
+        return self.add(
+            Fault(FaultKind.STALL, path=path, times=times, after=after, delay_secs=delay_secs)
+        )
+
+    def withhold_final(self, *, path: str | None = None, times: int | None = 1) -> Fault:
+        """Never send the ``isFinal`` message of the next context (ElevenLabs WebSocket)."""
+        return self.add(Fault(FaultKind.WITHHOLD_FINAL, path=path, times=times))
 
     def take(self, kind: FaultKind, path: str) -> Fault | None:
         """Consume one firing of the first armed fault of ``kind`` matching ``path``."""

@@ -274,6 +274,7 @@ class OpenAIStandin(StandinServer):
         model = body["model"]
         disconnect = self._take_fault(FaultKind.DISCONNECT, request)
         malformed = self._take_fault(FaultKind.MALFORMED, request)
+        stall = self._take_fault(FaultKind.STALL, request)
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             data: dict[str, Any] = {
@@ -348,6 +349,10 @@ class OpenAIStandin(StandinServer):
                     logger.debug(f"{self}: cutting the stream after {content_chunks} chunks")
                     self._abort(request)
                     return response
+                if stall is not None and content_chunks >= stall.after and cost:
+                    logger.debug(f"{self}: stalling the stream for {stall.delay_secs:g} s")
+                    await asyncio.sleep(stall.delay_secs)
+                    stall = None
                 if malformed is not None and content_chunks >= malformed.after and cost:
                     # "missing_fields": a choice without its delta, which clients index into.
                     bad = self._malformed_json(

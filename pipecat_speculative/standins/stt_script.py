@@ -33,7 +33,9 @@ import numpy as np
 __all__ = [
     "ONSET_LEVEL",
     "ONSET_MIN_SILENCE_SECS",
+    "REPLAY_MATCH_SECS",
     "HeardWord",
+    "LostSegment",
     "ScriptCursor",
     "ScriptSegment",
     "ScriptTracker",
@@ -47,6 +49,8 @@ ONSET_LEVEL = 328
 """Absolute int16 sample level (1 % of full scale) above which audio counts as speech."""
 
 ONSET_MIN_SILENCE_SECS = 0.1
+REPLAY_MATCH_SECS = 0.1
+"""Audio from a lost segment's onset kept to recognize the same audio sent again after a drop."""
 """Quiet audio needed before a speech onset counts (shorter than a fast talker's 0.25 s breath)."""
 
 _STRIP = re.compile(r"^[^\w']+|[^\w']+$")
@@ -223,6 +227,21 @@ class TrackerUpdate:
     words: list[HeardWord] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LostSegment:
+    """A segment a dropped connection was hearing, and the audio it began with.
+
+    Parameters:
+        index: Index of the segment in the script.
+        segment: The segment.
+        onset_audio: The first ``REPLAY_MATCH_SECS`` of PCM16 audio received from its onset.
+    """
+
+    index: int
+    segment: ScriptSegment
+    onset_audio: bytes
+
+
 class ScriptTracker:
     """Follows one connection's received audio and says which scripted words it now carries.
 
@@ -253,6 +272,9 @@ class ScriptTracker:
         self._active: _ActiveSegment | None = None
         self._last_word_end: float | None = None
         self._closed = False
+        # The audio each segment begun on this connection started with (up to REPLAY_MATCH_SECS).
+        self._onset_audio: dict[int, bytearray] = {}
+        self._replays: list[LostSegment] = []
 
     @property
     def position_secs(self) -> float:
@@ -282,6 +304,31 @@ class ScriptTracker:
     def require_silence(self) -> None:
         """Do not take the next onset until quiet audio has been seen on this connection."""
         self._quiet_samples = 0
+
+    def lost_segment(self, index: int | None = None) -> LostSegment | None:
+        """A segment begun on this connection, with its onset audio (to recognize it again).
+
+        Args:
+            index: The segment's index in the script; None for the one being spoken now.
+        """
+        if index is None:
+            if self._active is None:
+                return None
+            index = self._active.index
+        onset = self._onset_audio.get(index)
+        script = self._cursor()
+        if onset is None or script is None:
+            return None
+        return LostSegment(index, script.script.segments[index], bytes(onset))
+
+    def expect_replay(self, lost: Sequence[LostSegment]) -> None:
+        """Hear ``lost`` again if their audio arrives again (a client re-sending it after a drop).
+
+        The stand-in recognizes no speech, but the same audio is the same words: a loud onset
+        whose first samples are byte-identical to a lost segment's onset is that segment, not
+        the next one. Any other audio plays the script as usual.
+        """
+        self._replays = [segment for segment in lost if segment.onset_audio]
 
     def close(self) -> bool:
         """Stop tracking (the connection is closing).
@@ -327,8 +374,20 @@ class ScriptTracker:
                 offset = max(offset, seg_end_sample - base)
             else:
                 offset = n
+        self._keep_onset_audio(samples, base)
         self._samples = base + n
         return update
+
+    def _keep_onset_audio(self, samples: np.ndarray, base: int) -> None:
+        active = self._active
+        limit = int(REPLAY_MATCH_SECS * self._sample_rate) * 2
+        if active is None:
+            return
+        kept = self._onset_audio.setdefault(active.index, bytearray())
+        if len(kept) >= limit:
+            return
+        start = max(0, int(round(active.anchor_secs * self._sample_rate)) - base)
+        kept += samples[start:].tobytes()[: limit - len(kept)]
 
     def _cursor(self) -> ScriptCursor | None:
         source = self._cursor_source
@@ -339,12 +398,11 @@ class ScriptTracker:
     def _seek_onset(self, samples: np.ndarray, base: int, offset: int, update: TrackerUpdate):
         """Find where the next segment starts in ``samples[offset:]``; returns the new offset."""
         cursor = self._cursor()
-        if cursor is None:
+        upcoming = cursor.peek() if cursor is not None else None
+        if upcoming is None and not self._replays:
             return len(samples)
-        upcoming = cursor.peek()
-        if upcoming is None:
-            return len(samples)
-        if upcoming.start_secs is not None:
+        if upcoming is not None and upcoming.start_secs is not None:
+            assert cursor is not None
             start_sample = int(round(upcoming.start_secs * self._sample_rate))
             if start_sample >= base + len(samples):
                 return len(samples)
@@ -360,7 +418,10 @@ class ScriptTracker:
                 return len(samples)
             j = i + int(loud[0])
             self._quiet_samples += j - i
-            if self._quiet_samples >= need:
+            if self._replays and (replay := self._replayed(samples[offset + j :])):
+                self._begin_replay(replay, base + offset + j, update)
+                return offset + j
+            if self._quiet_samples >= need and cursor is not None and upcoming is not None:
                 self._begin(cursor, base + offset + j, update)
                 return offset + j
             # Speech without enough silence before it (the tail of a dropped segment, or a
@@ -371,6 +432,22 @@ class ScriptTracker:
             i = j + int(quiet[0])
             self._quiet_samples = 0
         return len(samples)
+
+    def _replayed(self, samples: np.ndarray) -> LostSegment | None:
+        for lost in self._replays:
+            expected = np.frombuffer(lost.onset_audio, dtype="<i2")
+            k = min(len(expected), len(samples))
+            if k >= 32 and np.array_equal(samples[:k], expected[:k]):
+                return lost
+        return None
+
+    def _begin_replay(self, replay: LostSegment, sample: int, update: TrackerUpdate) -> None:
+        self._replays.remove(replay)
+        anchor = sample / self._sample_rate
+        self._active = _ActiveSegment(
+            index=replay.index, segment=replay.segment, anchor_secs=anchor
+        )
+        update.onsets.append(anchor)
 
     def _begin(self, cursor: ScriptCursor, sample: int, update: TrackerUpdate) -> None:
         taken = cursor.take()

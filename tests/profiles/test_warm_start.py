@@ -187,10 +187,13 @@ def test_debounce_and_patience_snapshots_round_trip():
 
     c = CommitPatience()
     c.record_resumed_pause(3, 0.7)
-    assert c.snapshot(4) == PatienceSnapshot(pauses=((1, 0.7),))
+    assert c.snapshot(4) == PatienceSnapshot(pauses=((1, 0.7),), turns=4)
     other = CommitPatience()
-    other.restore(c.snapshot(4), turn=10)
-    assert other.snapshot(10) == c.snapshot(4)
+    other.restore(c.snapshot(4), turn=0)
+    assert other.snapshot(0) == PatienceSnapshot(pauses=((1, 0.7),), turns=4)
+    later = CommitPatience()
+    later.restore(c.snapshot(4), turn=10)
+    assert later.snapshot(10).pauses == c.snapshot(4).pauses
 
 
 def test_only_strategies_and_planners_can_be_snapshotted():
@@ -224,3 +227,27 @@ async def test_in_a_pipeline_the_first_pause_of_a_warm_call_is_not_speculated_on
     await warm.run(timeline())
     assert [text for text, _ in warm.llm.started] == ["I want a table for two"]
     assert warm.names("on_speculation_withdrawn") == []
+
+
+def test_a_habit_of_long_pauses_protects_the_first_turn_of_the_next_call():
+    """A user who paused long and went on in most turns of the last call: the next call's first
+    turn gets the patience the last call ended with; a fluent user's next call does not."""
+    hesitant = SpeculationPlanner()
+    t = 0.0
+    for _ in range(5):
+        t = hesitant_turn(hesitant, t, pause=0.9)
+    profile = snapshot_profile(hesitant)
+    assert hesitant.patience.habit_secs(hesitant.turn) == pytest.approx(1.0)
+    cold = SpeculationPlanner()
+    assert cold.patience.secs(0) == 0.0
+    warm = SpeculationPlanner()
+    warm_start(warm, TurnTakingProfile.from_json(profile.to_json()))
+    assert warm.patience.secs(0) == pytest.approx(0.9 + 0.1)
+
+    fluent = SpeculationPlanner()
+    t = 0.0
+    for i in range(8):
+        t = hesitant_turn(fluent, t, pause=0.9 if i == 3 else 0.3)
+    after_fluent = SpeculationPlanner()
+    warm_start(after_fluent, snapshot_profile(fluent))
+    assert after_fluent.patience.secs(0) == 0.0

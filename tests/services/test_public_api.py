@@ -7,7 +7,9 @@ import pytest
 import pipecat_speculative.services as services
 
 MODULES = [
+    "pipecat_speculative.services.audio_replay_buffer",
     "pipecat_speculative.services.elevenlabs_http_session",
+    "pipecat_speculative.services.llm_stall_timeout",
     "pipecat_speculative.services.speculative_openai_llm_service",
     "pipecat_speculative.services.speculation_aware_llm",
     "pipecat_speculative.services.warm_connection_transport",

@@ -68,13 +68,14 @@ async def test_a_reconnection_after_a_drop_is_reported_with_its_outage():
         frames = [
             *audio_frames(silence(0.2) + speech(1.0)),
             SleepFrame(5.0),  # pipecat backs off >= 4 s before reconnecting
-            *audio_frames(silence(0.3) + speech(0.6) + silence(0.5)),
+            *audio_frames(silence(0.3) + speech(0.6, pitch=0.13) + silence(0.5)),
             SleepFrame(0.3),
         ]
         down, _ = await run_test(stt, frames_to_send=frames)
 
     assert deepgram.stream_count == 2
-    assert finals(down) == ["how are you?"]
+    # The dropped utterance's audio is sent again on the new connection: no words lost.
+    assert finals(down) == ["Hello there my friend", "how are you?"]
     kinds = [(r.kind, r.ok) for r in stt.warmup_reports]
     assert kinds == [(WarmupKind.INITIAL, True), (WarmupKind.RECONNECT, True)]
     assert stt.warmup_reports[1].secs >= 3.0  # the stock backoff, now visible

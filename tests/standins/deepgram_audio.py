@@ -7,10 +7,14 @@ SAMPLE_RATE = 16000
 CHUNK_BYTES = 640  # 20 ms
 
 
-def speech(secs: float) -> bytes:
-    """A loud tone standing for speech (the stand-in only needs an onset, not words)."""
+def speech(secs: float, pitch: float = 0.1) -> bytes:
+    """A loud tone standing for speech (the stand-in only needs an onset, not words).
+
+    Give different utterances different pitches where a drop is involved: the stand-in hears
+    the same audio sent again after a drop as the same words.
+    """
     t = np.arange(int(SAMPLE_RATE * secs))
-    return (np.sin(t * 0.1 + 1.0) * 8000).astype("<i2").tobytes()
+    return (np.sin(t * pitch + 1.0) * 8000).astype("<i2").tobytes()
 
 
 def silence(secs: float) -> bytes:

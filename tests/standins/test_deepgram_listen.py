@@ -131,7 +131,7 @@ async def test_a_drop_mid_utterance_reconnects_and_continues_with_the_next_segme
             *audio_frames(silence(0.2) + speech(1.0)),
             # pipecat backs off (>= 4 s) before it reconnects; the audio meanwhile is lost.
             SleepFrame(5.0),
-            *audio_frames(silence(0.3) + speech(0.6) + silence(0.5)),
+            *audio_frames(silence(0.3) + speech(0.6, pitch=0.13) + silence(0.5)),
         ]
         down, up = await run_stt(deepgram, frames)
 

@@ -17,7 +17,7 @@ from pipecat_speculative.standins.stt_script import (
     ScriptWord,
     SttScript,
 )
-from tests.standins.deepgram_audio import silence, speech
+from tests.standins.deepgram_audio import SAMPLE_RATE, silence, speech
 
 HELLO = ScriptSegment.from_text("Hello there my friend", 1.0)
 HOW = ScriptSegment.from_text("how are you?", 0.6)
@@ -180,3 +180,27 @@ def test_flux_counts_silence_in_received_audio_not_in_time():
     events = [m.payload["event"] for m in feed(session, silence(0.5))]
     assert events == ["EndOfTurn"]
     assert session.state is FluxTurnState.IDLE
+
+
+def test_a_segment_lost_in_a_drop_is_heard_again_only_from_the_same_audio():
+    # A connection hears the onset of "hello there" and drops; the next connection gets that
+    # audio again (a client re-sending its buffer): the same words. Other audio: the next words.
+    script = SttScript.of(
+        [ScriptSegment.from_text("hello there", 0.5), ScriptSegment.from_text("bye now", 0.5)]
+    )
+
+    def heard(cursor, lost, pcm):
+        tracker = ScriptTracker(cursor, SAMPLE_RATE)
+        tracker.require_silence()
+        tracker.expect_replay(lost)
+        return [w.word.text for w in tracker.feed(pcm).words]
+
+    for pitch, expected in ((0.1, ["hello", "there"]), (0.13, ["bye", "now"])):
+        cursor = ScriptCursor(script)
+        first = ScriptTracker(cursor, SAMPLE_RATE)
+        first.feed(silence(0.2) + speech(0.2))
+        lost = [first.lost_segment()]
+        assert first.close() and lost[0] is not None and lost[0].index == 0
+        assert (
+            heard(cursor, lost, silence(0.2) + speech(0.6, pitch=pitch) + silence(0.2)) == expected
+        )

@@ -40,6 +40,18 @@ def test_counted_faults_fire_in_order_of_arming():
     assert fired == [first, first, second, None]
 
 
+def test_the_stall_and_withheld_final_faults_carry_their_parameters():
+    plan = FaultPlan()
+    stall = plan.stall(2.5, after=3, path="/v1/chat/completions")
+    withhold = plan.withhold_final()
+    bad_audio = plan.malformed("invalid_base64")
+    assert (stall.kind, stall.delay_secs, stall.after) == (FaultKind.STALL, 2.5, 3)
+    assert plan.take(FaultKind.STALL, "/v1/chat/completions") is stall
+    assert plan.take(FaultKind.WITHHOLD_FINAL, "/any") is withhold
+    assert plan.take(FaultKind.MALFORMED, "/any").malformed == "invalid_base64"
+    assert bad_audio.fired == 1 and plan.pending == []
+
+
 def test_clear_disarms_everything():
     plan = FaultPlan()
     plan.malformed("missing_fields", times=None)

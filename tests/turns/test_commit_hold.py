@@ -281,3 +281,86 @@ def test_with_flux_the_commit_is_fluxs_own_and_never_held():
         "AdoptSpeculation",
         "TurnCommitted",
     ]
+
+
+# ---------------------------------------------------------------- a habit of long pauses
+
+
+def habit_patience(**kw):
+    from pipecat_speculative.turns.commit_patience import CommitPatience, PatienceParams
+
+    return CommitPatience(PatienceParams(**kw))
+
+
+def test_a_user_who_pauses_long_in_most_turns_gets_patience_from_the_first_pause():
+    c = habit_patience()
+    for turn, pause in [(0, 0.8), (1, 0.0), (2, 1.1), (3, 0.7)]:
+        if pause:
+            c.record_resumed_pause(turn, pause)
+    # Turn 4 saw no pause yet: one-turn memory alone would give the rule's own floor.
+    assert c.habit_secs(4) == pytest.approx(1.1 + 0.1)  # 3 of 4 turns; their 90th percentile
+    assert c.secs(4) == pytest.approx(1.2)
+
+
+def test_one_hesitant_turn_among_fluent_ones_is_not_a_habit():
+    c = habit_patience()
+    c.record_resumed_pause(2, 1.0)
+    assert c.habit_secs(12) is None  # 1 of 12 turns
+    assert c.secs(12) == 0.0
+    assert c.habit_secs(3) is None  # 1 of 3: too few turns to judge
+    assert c.secs(3) == 0.0
+
+
+def test_short_resumed_pauses_do_not_make_a_habit():
+    c = habit_patience()
+    for turn in range(6):
+        c.record_resumed_pause(turn, 0.3)  # comma pauses: the commit rule waits them out
+    assert c.habit_secs(6) is None and c.secs(6) == 0.0
+
+
+def test_the_habit_is_judged_over_the_recent_window_and_capped():
+    c = habit_patience(habit_window=4, habit_min_turns=4)
+    for turn in range(4):
+        c.record_resumed_pause(turn, 3.0)
+    assert c.secs(4) == pytest.approx(1.6)  # max_secs
+    assert c.habit_secs(8) is None  # turns 4-7 had no pause: the habit is gone
+    assert habit_patience(habit_share=None).habit_secs(4) is None
+
+
+def test_a_turn_counts_once_with_its_longest_pause():
+    c = habit_patience()
+    for pause in (0.6, 0.9, 0.7):
+        c.record_resumed_pause(0, pause)
+    assert c.snapshot(1).pauses == ((1, 0.9),)
+
+
+def test_a_habit_holds_a_ready_answer_in_the_planner():
+    p = planner()
+    for turn, pause in enumerate([0.9, 0.8, 0.0, 1.0]):
+        start = turn * 10.0 - 100  # four earlier committed turns, long before this one
+        p.turn_started(start)
+        p.patience.record_resumed_pause(turn, pause)
+        p.commit(start + 5)
+        p.turn_stopped(start + 5)
+    assert p.turn == 4 and p.patience.cut_ins == 0
+    speculating(p)
+    p.speculation_progress(1.5, SENTENCE, TEXT)
+    actions = p.commit_requested(1.6)
+    assert finalize(actions) is None
+    assert commit_timer(actions) == pytest.approx(1.0 + 1.0 + 0.1 - 1.6)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"habit_share": 0.0}, "habit_share"),
+        ({"habit_window": 20}, "habit_window"),
+        ({"habit_min_turns": 13}, "habit_min_turns"),
+        ({"habit_quantile": 0.0}, "habit_quantile"),
+    ],
+)
+def test_habit_tuning_is_checked(params, match):
+    from pipecat_speculative.turns.commit_patience import PatienceParams
+
+    with pytest.raises(ValueError, match=match):
+        PatienceParams(**params)
