@@ -567,6 +567,15 @@ def _document(
             "adopted": summary.speculations_adopted,
             "withdrawn": summary.speculations_withdrawn,
         },
+        # What the user heard, from the observer: not asserted, but a long session is where a
+        # stray answer shows.
+        "answers": {
+            "turns": summary.turns,
+            "answered_turns": summary.answered_turns,
+            "multi_answer_turns": summary.multi_answer_turns,
+            "late_answers": summary.late_answers,
+            "playback_watchdog_fired": summary.playback_watchdog_fired,
+        },
         "checkpoints": [c.row() for c in checkpoints],
         "containers": containers,
         "growth_sites": growth_sites,
@@ -630,7 +639,8 @@ def print_soak_report(document: dict[str, Any], console: Console) -> None:
     v = document["verdict"]
     console.print(
         f"turns {document['turns']} ({', '.join(f'{k} {n}' for k, n in document['turn_kinds'].items())}); "
-        f"speculations {document['speculations']}; records {document['turn_records']}\n"
+        f"speculations {document['speculations']}; records {document['turn_records']}; "
+        f"answers {document['answers']}\n"
         f"verdict: [bold]{'flat' if v['flat'] else 'GROWING'}[/] — traced "
         f"{v['traced_mb_per_1000_turns']:+.3f} MB per 1,000 turns after warm-up, "
         f"{v['second_half_traced_mb_per_1000_turns']:+.3f} from turn "

@@ -105,5 +105,6 @@ async def test_soak_plays_every_kind_of_turn_and_reports_checkpoints(tmp_path):
     assert all(document["turn_kinds"][k] > 0 for k in SOAK_TURN_KINDS)
     assert document["turn_records"] > 0 and document["jsonl_lines"] > document["turn_records"]
     assert document["speculations"]["started"] > 0
+    assert document["answers"]["answered_turns"] > 0
     assert document["bot_replies_heard"] > 0
     assert set(document["verdict"]) >= {"flat", "traced_mb_per_1000_turns", "growing_containers"}
