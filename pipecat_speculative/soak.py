@@ -19,7 +19,9 @@ messages (the conversation is the app's to trim; the plugin's structures are wha
 At checkpoints it records RSS, tracemalloc, the asyncio task count and the size of every list,
 dict, set and deque reachable from the bot's processors, strategy and observer (a generic walk,
 so a structure nobody thought of is seen too). The verdict compares the end with the state after
-warm-up: growth per 1,000 turns of traced memory and RSS, and any container still growing.
+warm-up: growth per 1,000 turns of traced memory (the soak's own bookkeeping left out) and RSS,
+and any container still growing over the second half that has no bound (a deque's ``maxlen``,
+:data:`KNOWN_CAPS`); a bounded one still filling up is listed apart.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pipecat_speculative.metrics.sinks.jsonl_sink import JSONLSink
-from pipecat_speculative.metrics.turn_record import TurnRecord
+from pipecat_speculative.metrics.turn_record import HISTORY_LIMIT, TurnRecord
+from pipecat_speculative.metrics.turn_timeline import _MAX_TRACKED as MAX_TRACKED
 from pipecat_speculative.pipeline_builder import (
     BotPipelineConfig,
     ServiceEndpoints,
@@ -72,6 +75,7 @@ from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 
 __all__ = [
     "FLAT_TRACED_MB_PER_1000",
+    "KNOWN_CAPS",
     "SOAK_TURN_KINDS",
     "SoakOptions",
     "container_sizes",
@@ -165,12 +169,32 @@ class SoakOptions:
 _CONTAINERS = (list, dict, set, deque)
 
 
-def container_sizes(roots: dict[str, Any], *, depth: int = 4) -> dict[str, int]:
+KNOWN_CAPS: dict[str, int] = {
+    "debounce_history": HISTORY_LIMIT,
+    "warmups": HISTORY_LIMIT,
+    "_inferences": MAX_TRACKED,
+    "_awaiting_llm": MAX_TRACKED,
+    "_tts_contexts": MAX_TRACKED,
+    "_by_strategy_id": MAX_TRACKED,
+}
+"""Lists and dicts the plugin trims itself, by attribute name, with their bound (a deque's
+``maxlen`` is read from the deque)."""
+
+
+def container_sizes(
+    roots: dict[str, Any], *, depth: int = 4, caps: dict[str, int] | None = None
+) -> dict[str, int]:
     """``path → len`` of every list, dict, set and deque reachable from ``roots``.
 
     Walks instance attributes of Pipecat and plugin objects (``vars()``), at most ``depth``
     objects deep, each object once (by the first path that reaches it). Objects inside
     containers are not entered: a container's length is what grows.
+
+    Args:
+        roots: Name → object to start from.
+        depth: How many objects deep to go.
+        caps: Filled with ``path → bound`` for the containers with a known one (a deque's
+            ``maxlen``, :data:`KNOWN_CAPS`).
     """
     sizes: dict[str, int] = {}
     seen: set[int] = set()
@@ -187,6 +211,9 @@ def container_sizes(roots: dict[str, Any], *, depth: int = 4) -> dict[str, int]:
             where = f"{path}.{name}"
             if isinstance(value, _CONTAINERS):
                 sizes[where] = len(value)
+                cap = value.maxlen if isinstance(value, deque) else KNOWN_CAPS.get(name)
+                if caps is not None and cap is not None:
+                    caps[where] = cap
             elif type(value).__module__.startswith("pipecat"):
                 walk(value, where, level + 1)
 
@@ -308,6 +335,7 @@ async def run_soak(options: SoakOptions, console: Console | None = None) -> dict
     checkpoints: list[_Checkpoint] = []
     records = 0
     snapshots: dict[str, tracemalloc.Snapshot] = {}
+    caps: dict[str, int] = {}
 
     async with _StandinProcess() as endpoints:
         config = BotPipelineConfig(
@@ -357,20 +385,21 @@ async def run_soak(options: SoakOptions, console: Console | None = None) -> dict
                 messages = bot.context.messages
                 if len(messages) > options.keep_context_messages:
                     bot.context.set_messages(messages[-options.keep_context_messages :])
+            snapshot = _own_snapshot()
             cp = _Checkpoint(
                 turn=turn,
                 label=label,
                 wall_secs=time.monotonic() - started,
                 rss_mb=rss_bytes() / 2**20,
-                traced_mb=tracemalloc.get_traced_memory()[0] / 2**20,
+                traced_mb=sum(t.size for t in snapshot.traces) / 2**20,
                 tasks=len(asyncio.all_tasks()),
                 context_messages=len(bot.context.messages),
                 records=records,
-                sizes=container_sizes(roots),
+                sizes=container_sizes(roots, caps=caps),
             )
             checkpoints.append(cp)
             if label in ("warm-up", "end"):
-                snapshots[label] = tracemalloc.take_snapshot()
+                snapshots[label] = snapshot
             row = cp.row()
             console.print(
                 f"  turn {turn} ({label}): RSS {row['rss_mb']} MB, traced {row['traced_mb']} MB, "
@@ -417,7 +446,7 @@ async def run_soak(options: SoakOptions, console: Console | None = None) -> dict
         summary = bot.observer.summary()
     tracemalloc.stop()
 
-    document = _document(options, checkpoints, snapshots, kinds, summary, records, started)
+    document = _document(options, checkpoints, snapshots, kinds, summary, records, started, caps)
     document["rag"] = rag_note
     document["mean_turn_secs"] = {k: round(turn_secs[k] / n, 3) for k, n in kinds.items() if n}
     document["jsonl"] = str(jsonl)
@@ -478,6 +507,13 @@ def _standin_process_main(conn: Any) -> None:
         raise
 
 
+def _own_snapshot() -> tracemalloc.Snapshot:
+    """What the session allocated: the soak's own checkpoints and tracemalloc left out."""
+    return tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, __file__), tracemalloc.Filter(False, tracemalloc.__file__)]
+    )
+
+
 async def _wait_for_bot(speech: _BotSpeech, *, barge_in: bool) -> None:
     """Wait for the answer to start; then (unless barging in) for it to end, briefly each."""
     try:
@@ -514,6 +550,7 @@ def _document(
     summary: Any,
     records: int,
     started: float,
+    caps: dict[str, int],
 ) -> dict[str, Any]:
     warm = next((c for c in checkpoints if c.label == "warm-up"), checkpoints[0])
     end = checkpoints[-1]
@@ -528,8 +565,10 @@ def _document(
     for p in paths:
         series = [c.sizes.get(p, 0) for c in checkpoints]
         w, m, e = warm.sizes.get(p, 0), mid.sizes.get(p, 0), end.sizes.get(p, 0)
-        growing = e > m and e > w
-        if max(series) >= 16 or growing:
+        # Still growing late, by more than noise; a container with a bound only fills it.
+        rising = e > m and e - w >= 8
+        growing = rising and p not in caps
+        if max(series) >= 16 or rising:
             containers.append(
                 {
                     "path": p,
@@ -537,6 +576,7 @@ def _document(
                     "end": e,
                     "max": max(series),
                     "growing": growing,
+                    "cap": caps.get(p),
                     "series": series,
                 }
             )
@@ -590,6 +630,11 @@ def _document(
             else round(traced_slope, 3),
             "rss_slope_mb_per_1000_turns": None if rss_slope is None else round(rss_slope, 2),
             "growing_containers": [c["path"] for c in containers if c["growing"]],
+            "filling_their_cap": [
+                f"{c['path']} ({c['end']}/{c['cap']})"
+                for c in containers
+                if c["cap"] is not None and c["end"] > c["warm_up"] and c["end"] < c["cap"]
+            ],
             "tasks_start_end": [checkpoints[0].tasks, end.tasks],
         },
         "context_trimmed_to": options.keep_context_messages,
@@ -617,7 +662,7 @@ def print_soak_report(document: dict[str, Any], console: Console) -> None:
     sizes = Table(
         title="containers (≥ 16 items at some checkpoint, or growing)", title_justify="left"
     )
-    for name in ("path", "after warm-up", "end", "max", "growing"):
+    for name in ("path", "after warm-up", "end", "max", "cap", "growing"):
         sizes.add_column(name, justify="left" if name == "path" else "right")
     for c in document["containers"]:
         sizes.add_row(
@@ -625,6 +670,7 @@ def print_soak_report(document: dict[str, Any], console: Console) -> None:
             str(c["warm_up"]),
             str(c["end"]),
             str(c["max"]),
+            "" if c["cap"] is None else str(c["cap"]),
             "yes" if c["growing"] else "",
         )
     console.print(sizes, width=max(console.width, 140))
@@ -647,5 +693,6 @@ def print_soak_report(document: dict[str, Any], console: Console) -> None:
         f"{v['second_half_from_turn']} (slope {v['traced_slope_mb_per_1000_turns']}), RSS slope "
         f"{v['rss_slope_mb_per_1000_turns']} MB "
         f"per 1,000 turns, tasks start/end {v['tasks_start_end']}, growing containers "
-        f"{v['growing_containers'] or 'none'}; runtime {document['runtime_secs']} s"
+        f"{v['growing_containers'] or 'none'} (filling a cap: {v['filling_their_cap'] or 'none'}); "
+        f"runtime {document['runtime_secs']} s"
     )
