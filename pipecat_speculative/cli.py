@@ -141,6 +141,17 @@ def _check_scenario(scenario: str) -> None:
         load_builtin_scenario(scenario)
 
 
+def _offline_run_logging(level: str) -> None:
+    """Logs of a run against the stand-ins: ``level`` and up on stderr, no aiohttp noise."""
+    from loguru import logger
+
+    from pipecat_speculative.offline_session import quiet_standin_server_errors
+
+    quiet_standin_server_errors()
+    logger.remove()
+    logger.add(sys.stderr, level=level)
+
+
 @app.command()
 def report(
     file: Annotated[
@@ -288,10 +299,7 @@ def bench(
     """Compare stock, eager_flux and speculative on the same audio, one table per profile."""
     import asyncio
 
-    from loguru import logger
-
     from pipecat_speculative.bench import BenchOptions, run_bench
-    from pipecat_speculative.offline_session import quiet_standin_server_errors
     from pipecat_speculative.scenarios.scenario import load_scenarios
 
     with _user_errors():
@@ -303,9 +311,7 @@ def bench(
         if scenarios is not None:
             load_scenarios(scenarios)
         _check_profile(profile)
-    quiet_standin_server_errors()
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    _offline_run_logging("WARNING")
     if returning_user:
         from pipecat_speculative.bench_returning_user import (
             ReturningUserOptions,
@@ -330,6 +336,102 @@ def bench(
         rag=not no_rag,
     )
     asyncio.run(run_bench(options))
+
+
+@app.command()
+def load(
+    sessions: Annotated[
+        str,
+        typer.Option(
+            "--sessions",
+            help="Concurrent session counts, comma-separated, run one after the other.",
+        ),
+    ] = "1,10,25,50",
+    system: Annotated[
+        list[str] | None,
+        typer.Option("--system", help="System to sweep; repeat. Default: speculative and stock."),
+    ] = None,
+    profile: Annotated[
+        str, typer.Option("--profile", help="Latency profile: a name or a YAML/JSON file.")
+    ] = "reference",
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option("--scenario", help="Built-in scenario; repeat. Default: the --quick pair."),
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    no_prerender: Annotated[
+        bool,
+        typer.Option(
+            "--no-prerender", help="Synthesize the bot's speech on demand (harness cost)."
+        ),
+    ] = False,
+):
+    """Concurrent sessions: added latency, false commits, CPU and RSS per session (bots only)."""
+    import asyncio
+
+    from pipecat_speculative.load import LoadOptions, run_load
+    from pipecat_speculative.pipeline_builder import SystemKind
+
+    with _user_errors():
+        try:
+            counts = [int(x) for x in sessions.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(
+                f"--sessions must be integers separated by commas, not {sessions!r}"
+            ) from None
+        if not counts or min(counts) < 1:
+            raise InputError("--sessions: every count must be >= 1")
+        valid = [k.value for k in SystemKind]
+        if bad := [s for s in system or [] if s not in valid]:
+            raise InputError(f"--system {bad[0]!r}: choose from {', '.join(valid)}")
+        for name in scenario or []:
+            _check_scenario(name)
+        _check_profile(profile)
+    _offline_run_logging("WARNING")
+    options = LoadOptions(
+        session_counts=counts,
+        profile=profile,
+        scenarios=scenario or None,
+        json_path=json_path,
+        prerender=not no_prerender,
+    )
+    if system:
+        options.systems = [SystemKind(s) for s in system]
+    asyncio.run(run_load(options))
+
+
+@app.command()
+def soak(
+    turns: Annotated[int, typer.Option("--turns", min=1, help="User turns in the session.")] = 1000,
+    checkpoint_every: Annotated[
+        int, typer.Option("--checkpoint-every", min=1, help="Turns between checkpoints.")
+    ] = 100,
+    warmup_turns: Annotated[
+        int, typer.Option("--warmup-turns", min=1, help="Turns before the verdict's baseline.")
+    ] = 100,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the JSONL sink.")] = Path(
+        "out/soak"
+    ),
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    no_rag: Annotated[bool, typer.Option("--no-rag", help="No parallel RAG.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the scripted user.")] = 12,
+):
+    """One long scripted session through the plugin: memory, tasks and structure sizes."""
+    import asyncio
+
+    from pipecat_speculative.soak import SoakOptions, run_soak
+
+    _offline_run_logging("ERROR")
+    options = SoakOptions(
+        turns=turns,
+        checkpoint_every=checkpoint_every,
+        warmup_turns=min(warmup_turns, turns),
+        seed=seed,
+        out_dir=out,
+        json_path=json_path,
+        rag=not no_rag,
+    )
+    asyncio.run(run_soak(options))
 
 
 @app.command()

@@ -177,7 +177,7 @@ async def run_scenario_session(
     Returns:
         The session's records, summary and ground truth.
     """
-    tag = uuid.uuid4().hex[:10]
+    tag = config.deepgram_tag or uuid.uuid4().hex[:10]
     stack.deepgram.set_script(rendered.script, tag=tag)
     config = replace(config, endpoints=stack.endpoints, deepgram_tag=tag)
     result = SessionResult(

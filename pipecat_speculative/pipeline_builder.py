@@ -74,6 +74,9 @@ from pipecat_speculative.services.speculative_elevenlabs_tts_service import (
 from pipecat_speculative.services.speculative_openai_llm_service import SpeculativeOpenAILLMService
 from pipecat_speculative.services.warm_deepgram_stt_service import WarmDeepgramSTTService
 from pipecat_speculative.services.warm_elevenlabs_tts_service import WarmElevenLabsTTSService
+from pipecat_speculative.turns.free_patience_user_turn_stop_strategy import (
+    FreePatienceUserTurnStopStrategy,
+)
 from pipecat_speculative.turns.speculation_planner import SpeculativeTurnParams
 from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
     SpeculativeUserTurnStopStrategy,
@@ -191,6 +194,8 @@ class BotPipelineConfig:
         vad_stop_secs: Silero ``stop_secs``. 0.2 s is Pipecat's default and the reference's.
         stock_speech_timeout_secs: The speech timeout of the ``stock`` system (Pipecat's 0.6 s).
         speculative_params: Bounds of the speculative strategy; its defaults when None.
+        commit_floor_secs: The plugin's silence floor before a commit
+            (:class:`FreePatienceUserTurnStopStrategy`, Pipecat's 0.6 s speech timeout).
         llm_model: Model name sent to the OpenAI API.
         tts_voice: ElevenLabs voice id.
         sample_rate: Audio sample rate of STT input and TTS output (16 kHz, like the stand-ins
@@ -219,6 +224,7 @@ class BotPipelineConfig:
     vad_stop_secs: float = 0.2
     stock_speech_timeout_secs: float = 0.6
     speculative_params: SpeculativeTurnParams | None = None
+    commit_floor_secs: float = 0.6
     llm_model: str = "gpt-4o-mini"
     tts_voice: str = "standin"
     sample_rate: int = 16000
@@ -468,7 +474,10 @@ def build_bot_pipeline(
         if config.system == SystemKind.SPECULATIVE_TTS:
             # The held answer is ready when its first audio is: the commit then plays it at once.
             params = replace(params, ready_stage=SpeculationStage.FIRST_AUDIO)
-        strategy = SpeculativeUserTurnStopStrategy(params=params)
+        strategy = SpeculativeUserTurnStopStrategy(
+            params=params,
+            commit_strategy=FreePatienceUserTurnStopStrategy(floor_secs=config.commit_floor_secs),
+        )
         if config.profile is not None:
             warm_start(strategy, config.profile)
 

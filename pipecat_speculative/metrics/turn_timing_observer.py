@@ -440,7 +440,13 @@ class TurnTimingObserver(BaseObserver):
         is_aggregator = isinstance(source, (LLMUserAggregator, LLMAssistantAggregator))
         if is_aggregator:
             self._aggregator_seen = True
-        elif self._aggregator_seen:
+        if isinstance(source, LLMAssistantAggregator):
+            # After every response the assistant aggregator pushes the updated context
+            # downstream (Pipecat's push_aggregation), past the LLM: nothing runs on it. Taken
+            # for an inference it never started, one per answer piled up in the tracker (the
+            # soak found them filling its cap) and could take a rebuilt context's LLM start.
+            return
+        if not is_aggregator and self._aggregator_seen:
             # Rebuilt on the way (RAG): the LLM start matches it to the request it came from.
             return
         self._tracker.inference_started(
@@ -448,7 +454,6 @@ class TurnTimingObserver(BaseObserver):
             key=frame.id,
             speculative=frame.speculation,
             text=_last_user_text(frame),
-            follow_up=isinstance(source, LLMAssistantAggregator),
         )
 
     # ------------------------------------------------------------ dispatch

@@ -48,6 +48,8 @@ __all__ = ["ParallelRAGProcessor"]
 _NEVER_HELD = (CancelFrame, ErrorFrame, StartFrame)
 # The turn frames a waiting speculation must not be overtaken by (see the class docstring).
 _TURN_FRAMES = (UserStartedSpeakingFrame, UserStoppedSpeakingFrame)
+_MAX_QUEUED_SPECULATIONS = 64
+"""Speculative contexts remembered as queued; older entries were flushed by an interruption."""
 
 
 @dataclass
@@ -266,6 +268,10 @@ class ParallelRAGProcessor(FrameProcessor):
                 if frame.speculation:
                     self._speculative_entered += 1
                     self._speculative_seq[frame.id] = self._speculative_entered
+                    # An interruption flushes queued contexts without processing them, so their
+                    # numbers are never popped: keep only the newest (none waits behind this many).
+                    while len(self._speculative_seq) > _MAX_QUEUED_SPECULATIONS:
+                        del self._speculative_seq[next(iter(self._speculative_seq))]
                 waiting = self._waiting
                 if waiting is not None and waiting.droppable and not waiting.confirmed:
                     self._drop(waiting, "superseded by a newer context")

@@ -34,6 +34,7 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
     LLMUserAggregator,
     LLMUserAggregatorParams,
 )
@@ -360,15 +361,33 @@ async def test_a_real_pipeline_turn_agrees_with_pipecats_latency_observer():
     assert record.tts_characters is not None and record.tts_characters > 0
 
 
-async def test_with_pipecats_user_aggregator_each_turn_is_measured_once():
-    aggregator = LLMUserAggregator(
-        LLMContext(),
-        params=LLMUserAggregatorParams(
-            user_turn_strategies=UserTurnStrategies(
-                stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)]
-            )
-        ),
+def speech_timeout_params() -> LLMUserAggregatorParams:
+    """Pipecat's user aggregator with a 0.3 s speech timeout."""
+    return LLMUserAggregatorParams(
+        user_turn_strategies=UserTurnStrategies(
+            stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)]
+        )
     )
+
+
+def what_time_is_it(tail_secs: float = 0.0) -> list:
+    """One user turn (0.3 s speech timeout, then the answer) and the bot speaking 0.1 s."""
+    return [
+        VADUserStartedSpeakingFrame(),
+        SleepFrame(sleep=0.05),
+        TranscriptionFrame("what time is it", "user", "t", finalized=True),
+        SleepFrame(sleep=0.05),
+        VADUserStoppedSpeakingFrame(stop_secs=0.2, timestamp=time.time()),
+        SleepFrame(sleep=0.8),  # 0.3 s speech timeout, then the answer
+        BotStartedSpeakingFrame(),
+        SleepFrame(sleep=0.1),
+        BotStoppedSpeakingFrame(),
+        *([SleepFrame(sleep=tail_secs)] if tail_secs else []),
+    ]
+
+
+async def test_with_pipecats_user_aggregator_each_turn_is_measured_once():
+    aggregator = LLMUserAggregator(LLMContext(), params=speech_timeout_params())
     timing = TurnTimingObserver(output_types=(FakeOutput,), log=False)
     recorded = record_events(timing)
     latency = UserBotLatencyObserver()
@@ -380,17 +399,7 @@ async def test_with_pipecats_user_aggregator_each_turn_is_measured_once():
 
     await run_test(
         Pipeline([aggregator, FakeLLM(), FakeTTS(), FakeOutput()]),
-        frames_to_send=[
-            VADUserStartedSpeakingFrame(),
-            SleepFrame(sleep=0.05),
-            TranscriptionFrame("what time is it", "user", "t", finalized=True),
-            SleepFrame(sleep=0.05),
-            VADUserStoppedSpeakingFrame(stop_secs=0.2, timestamp=time.time()),
-            SleepFrame(sleep=0.8),  # 0.3 s speech timeout, then the answer
-            BotStartedSpeakingFrame(),
-            SleepFrame(sleep=0.1),
-            BotStoppedSpeakingFrame(),
-        ],
+        frames_to_send=what_time_is_it(),
         observers=[timing, latency],
         pipeline_params=METRICS,
     )
@@ -561,3 +570,23 @@ async def test_an_observer_outside_a_pipeline_ignores_frames_without_a_clock():
     observer.record_rag("start")
     assert observer.summary().turns == 0
     await asyncio.sleep(0)
+
+
+async def test_the_assistant_context_pushed_after_each_answer_is_not_an_inference():
+    # Pipecat's assistant aggregator pushes the updated context downstream after every answer;
+    # no LLM runs on it. Counted as an inference, one per answer stayed in the tracker.
+    pair = LLMContextAggregatorPair(LLMContext(), user_params=speech_timeout_params())
+    timing = TurnTimingObserver(output_types=(FakeOutput,), log=False)
+    recorded = record_events(timing)
+    # The answer's text ends after its audio (a slow LLM), as behind a paced output.
+    slow = LLMScript(chunk_gap_secs=0.4)
+    await run_test(
+        Pipeline([pair.user(), FakeLLM([slow, slow]), FakeTTS(), FakeOutput(), pair.assistant()]),
+        frames_to_send=[*what_time_is_it(tail_secs=1.2), *what_time_is_it(tail_secs=1.2)],
+        observers=[timing],
+        pipeline_params=METRICS,
+    )
+    assert len(recorded.records) == 2
+    assert [m["role"] for m in pair.assistant().context.messages].count("assistant") == 2
+    assert timing._tracker._inferences == {}
+    assert timing._tracker._awaiting_llm == []

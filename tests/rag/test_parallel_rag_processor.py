@@ -325,3 +325,12 @@ async def test_the_transcript_tap_prefetches_and_the_speculation_joins_it():
     assert reports[0].source in (RetrievalSource.JOINED, RetrievalSource.REUSED)
     assert answers(down) == ["tell me about the pricing"]
     assert (rag.prefetches_started, rag.prefetch_hits) == (1, 1)
+
+
+async def test_speculative_contexts_flushed_before_processing_do_not_pile_up():
+    # An interruption flushes queued contexts without processing them, so their sequence
+    # numbers are never popped (the same leak as the LLM mixin had): only the newest stay.
+    rag, _ = rag_processor(FakeRetriever())
+    for i in range(200):
+        await rag.queue_frame(context(f"question {i}", speculation=True))
+    assert len(rag._speculative_seq) <= 64
