@@ -39,7 +39,7 @@ from rich.table import Table
 from pipecat_speculative.offline_session import RAG_COUNTERS, SessionResult
 from pipecat_speculative.rag.base_embedder import BaseEmbedder
 from pipecat_speculative.rag.base_retriever import BaseRetriever, Passage
-from pipecat_speculative.rag.ingest import chunk_text, sample_document
+from pipecat_speculative.rag.ingest import chunk_text, sample_document, vector_records
 from pipecat_speculative.rag.local_retriever import LocalRetriever
 from pipecat_speculative.rag.local_vector_store import LocalVectorStore, VectorRecord
 from pipecat_speculative.rag.pinecone_retriever import PineconeRetriever
@@ -180,16 +180,7 @@ class SampleKnowledgeBase:
                 ]
                 started = time.monotonic()
                 vectors = await self.embedder.embed([c.text for c in chunks])
-                self._records = [
-                    VectorRecord(
-                        id=c.id,
-                        text=c.text,
-                        vector=vectors[i],
-                        metadata=c.metadata(),
-                        content_hash=c.content_hash,
-                    )
-                    for i, c in enumerate(chunks)
-                ]
+                self._records = vector_records(chunks, vectors)
                 logger.debug(
                     f"knowledge base: {len(chunks)} chunks of {len(self.documents)} document(s) "
                     f"embedded in {(time.monotonic() - started) * 1000:.0f} ms"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from loguru import logger
 
 from pipecat_speculative.rag.base_embedder import BaseEmbedder
@@ -26,6 +27,7 @@ __all__ = [
     "ingest_paths",
     "run_ingest",
     "sample_document",
+    "vector_records",
 ]
 
 DEFAULT_STORE_DIR = Path("rag_store")
@@ -223,6 +225,20 @@ async def _delete(target: LocalVectorStore | PineconeRetriever, ids: list[str]) 
     return len(ids)
 
 
+def vector_records(chunks: Sequence[Chunk], vectors: np.ndarray) -> list[VectorRecord]:
+    """One record per chunk with its embedding (``vectors[i]`` is ``chunks[i]``'s)."""
+    return [
+        VectorRecord(
+            id=c.id,
+            text=c.text,
+            vector=vectors[i],
+            metadata=c.metadata(),
+            content_hash=c.content_hash,
+        )
+        for i, c in enumerate(chunks)
+    ]
+
+
 async def _ingest_file(
     path: Path,
     *,
@@ -239,17 +255,7 @@ async def _ingest_file(
     new = [c for c in chunks if c.id not in existing]
     report.unchanged += len(chunks) - len(new)
     if new:
-        vectors = await embedder.embed([c.text for c in new])
-        records = [
-            VectorRecord(
-                id=c.id,
-                text=c.text,
-                vector=vectors[i],
-                metadata=c.metadata(),
-                content_hash=c.content_hash,
-            )
-            for i, c in enumerate(new)
-        ]
+        records = vector_records(new, await embedder.embed([c.text for c in new]))
         await _store(target, records)
         report.written += len(new)
     keep = {c.id for c in chunks}

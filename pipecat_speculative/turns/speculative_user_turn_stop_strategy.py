@@ -95,6 +95,15 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
     (``turn_ended``) and the turn closed without that second inference.
     """
 
+    EVENTS: tuple[str, ...] = (
+        "on_speculation_started",
+        "on_speculation_withdrawn",
+        "on_speculation_adopted",
+        "on_user_turn_committed",
+        "on_debounce_changed",
+    )
+    """The events the strategy emits (handlers run synchronously, in order)."""
+
     def __init__(
         self,
         *,
@@ -138,13 +147,7 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         # Set when the session end is announced: no timer may start a speculation after it.
         self._session_ended = False
 
-        for event in (
-            "on_speculation_started",
-            "on_speculation_withdrawn",
-            "on_speculation_adopted",
-            "on_user_turn_committed",
-            "on_debounce_changed",
-        ):
+        for event in self.EVENTS:
             self._register_event_handler(event, sync=True)
 
     # ------------------------------------------------------------------ public state

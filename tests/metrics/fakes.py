@@ -27,6 +27,9 @@ from pipecat.services.tts_service import TTSService
 from pipecat.utils.base_object import BaseObject
 
 from pipecat_speculative.testing.fakes import fake_llm_settings
+from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
+    SpeculativeUserTurnStopStrategy,
+)
 
 
 @dataclass
@@ -114,13 +117,7 @@ class FakeOutput(FrameProcessor):
 class FakeStrategy(BaseObject):
     """Carries the speculative strategy's event interface, and nothing else."""
 
-    EVENTS = (
-        "on_speculation_started",
-        "on_speculation_withdrawn",
-        "on_speculation_adopted",
-        "on_user_turn_committed",
-        "on_debounce_changed",
-    )
+    EVENTS = SpeculativeUserTurnStopStrategy.EVENTS
 
     def __init__(self):
         super().__init__()

@@ -32,15 +32,12 @@ from pipecat.tests.utils import run_test
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipecat_speculative.testing import Timeline
+from pipecat_speculative.turns.speculative_user_turn_stop_strategy import (
+    SpeculativeUserTurnStopStrategy,
+)
 from pipecat_speculative.turns.transcription_guard import TranscriptionGuard
 
-EVENTS = (
-    "on_speculation_started",
-    "on_speculation_withdrawn",
-    "on_speculation_adopted",
-    "on_user_turn_committed",
-    "on_debounce_changed",
-)
+EVENTS = SpeculativeUserTurnStopStrategy.EVENTS
 
 
 def loop_clock() -> float:
